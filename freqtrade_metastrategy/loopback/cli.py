@@ -1,0 +1,88 @@
+"""Command line: run the loopback exchange in the foreground until SIGINT/SIGTERM.
+
+``main(argv)`` is the whole command; :func:`add_arguments` + :func:`run` let another CLI
+(e.g. a ``freqtrade-metastrategy exchange`` subcommand) embed it in its own parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .server import DEFAULT_PORT, LoopbackExchange
+
+DESCRIPTION = (
+    "Serve Binance's public spot REST API on 127.0.0.1 from Freqtrade feather files, "
+    "so Freqtrade can load markets (and candles) with no internet."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT}; 0 = pick a free port)",
+    )
+    parser.add_argument(
+        "--datadir",
+        type=Path,
+        default=Path("user_data/data/binance"),
+        help="folder with <BASE>_<QUOTE>-<tf>.feather files (default user_data/data/binance)",
+    )
+    parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(
+            prog=prog or "python -m freqtrade_metastrategy.loopback", description=DESCRIPTION
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM (or forever when not on the main thread).
+
+    Prints ``loopback exchange listening on <url> (pairs: ...)`` to stdout once listening.
+    Returns 0 after a clean stop, 2 when the data or the port is unusable.
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request_stop)
+    try:
+        try:
+            exchange = LoopbackExchange(
+                args.datadir, port=args.port, log_requests=args.log_requests
+            ).start()
+        except (OSError, ValueError) as err:
+            print(f"loopback exchange: {err}", file=sys.stderr, flush=True)
+            return 2
+        try:
+            print(exchange.describe(), flush=True)
+            while not stop.wait(0.2):
+                pass
+        finally:
+            exchange.stop()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print("loopback exchange stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    """``python -m freqtrade_metastrategy.loopback [--port N] [--datadir DIR]``."""
+    return run(build_parser(prog).parse_args(argv))

@@ -1,0 +1,340 @@
+"""Binance-shaped JSON payloads built from a :class:`~.candles.MarketData`.
+
+Pure functions (no I/O, no HTTP): exchangeInfo, klines rows, order book, tickers.
+Numbers are rendered as Binance does: decimal strings with 8 places.
+This module must not import freqtrade.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .candles import Candles, MarketData, SymbolInfo
+
+JSON = dict[str, Any]
+
+MIN_NOTIONAL = 5.0  # USDT, Binance spot's NOTIONAL filter
+MAX_NOTIONAL = 9_000_000.0
+MAX_DECIMALS = 8
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
+
+
+def fmt(value: float, decimals: int = MAX_DECIMALS) -> str:
+    """Binance number rendering.
+
+    >>> fmt(42283.58)
+    '42283.58000000'
+    >>> fmt(0.0001, 4)
+    '0.0001'
+    """
+    return f"{value:.{decimals}f}"
+
+
+def price_decimals(prices: npt.NDArray[np.float64]) -> int:
+    """Fewest decimals that represent every price exactly (capped at 8).
+
+    >>> price_decimals(np.array([42283.58, 42000.1]))
+    2
+    >>> price_decimals(np.array([0.6123, 0.61]))
+    4
+    """
+    values = np.asarray(prices, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    for decimals in range(MAX_DECIMALS):
+        scaled = values * 10.0**decimals
+        if np.allclose(scaled, np.round(scaled), rtol=1e-12, atol=1e-6):
+            return decimals
+    return MAX_DECIMALS
+
+
+def step_decimals(price: float) -> int:
+    """Decimals of the lot step: one step is worth between 0.1 and 1 quote unit at ``price``
+    (BTC@42k -> 5, ETH@2.3k -> 4, SOL@100 -> 3, XRP@0.6 -> 0), within 0..8.
+
+    >>> [step_decimals(p) for p in (42283.58, 2300.0, 101.0, 0.62)]
+    [5, 4, 3, 0]
+    """
+    if not math.isfinite(price) or price <= 0:
+        return MAX_DECIMALS
+    return max(0, min(MAX_DECIMALS, -math.ceil(math.log10(0.1 / price))))
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    """Trading rules of one symbol (what exchangeInfo's filters say)."""
+
+    info: SymbolInfo
+    price_decimals: int
+    qty_decimals: int
+
+    @property
+    def tick(self) -> float:
+        return 10.0**-self.price_decimals
+
+    @property
+    def step(self) -> float:
+        return 10.0**-self.qty_decimals
+
+    def round_price(self, price: float, mode: str = "nearest") -> float:
+        """Snap a price to the tick grid ("down", "up" or "nearest")."""
+        scaled = Decimal(repr(price)).scaleb(self.price_decimals)
+        rounding = {"down": "ROUND_FLOOR", "up": "ROUND_CEILING"}.get(mode, "ROUND_HALF_EVEN")
+        return float(scaled.to_integral_value(rounding=rounding).scaleb(-self.price_decimals))
+
+    def round_qty(self, qty: float) -> float:
+        scale = 10.0**self.qty_decimals
+        return float(math.floor(qty * scale + 1e-9) / scale)
+
+
+def market_rules(data: MarketData, symbol: str) -> MarketRules:
+    info = data.symbol_info(symbol)
+    return MarketRules(
+        info=info,
+        price_decimals=price_decimals(data.price_sample(symbol)),
+        qty_decimals=step_decimals(data.last_price(symbol)),
+    )
+
+
+def symbol_entry(rules: MarketRules) -> JSON:
+    """One ``symbols[]`` entry of ``/api/v3/exchangeInfo`` (spot, TRADING)."""
+    tick = fmt(rules.tick)
+    step = fmt(rules.step)
+    return {
+        "symbol": rules.info.symbol,
+        "status": "TRADING",
+        "baseAsset": rules.info.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": rules.info.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": tick,
+                "maxPrice": fmt(1_000_000.0),
+                "tickSize": tick,
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": step,
+                "maxQty": fmt(9_000_000.0),
+                "stepSize": step,
+            },
+            {"filterType": "ICEBERG_PARTS", "limit": 10},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": fmt(0.0),
+                "maxQty": fmt(1_000_000.0),
+                "stepSize": fmt(0.0),
+            },
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": 10,
+                "maxTrailingAboveDelta": 2000,
+                "minTrailingBelowDelta": 10,
+                "maxTrailingBelowDelta": 2000,
+            },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": "5",
+                "bidMultiplierDown": "0.2",
+                "askMultiplierUp": "5",
+                "askMultiplierDown": "0.2",
+                "avgPriceMins": 5,
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": fmt(MIN_NOTIONAL),
+                "applyMinToMarket": True,
+                "maxNotional": fmt(MAX_NOTIONAL),
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": [
+            "EXPIRE_TAKER",
+            "EXPIRE_MAKER",
+            "EXPIRE_BOTH",
+        ],
+    }
+
+
+def exchange_info(server_time_ms: int, entries: list[JSON]) -> JSON:
+    """``exchangeInfo`` envelope (spot, USD-M and COIN-M share the outer shape)."""
+    return {
+        "timezone": "UTC",
+        "serverTime": server_time_ms,
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 6000,
+            },
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {
+                "rateLimitType": "RAW_REQUESTS",
+                "interval": "MINUTE",
+                "intervalNum": 5,
+                "limit": 61000,
+            },
+        ],
+        "exchangeFilters": [],
+        "symbols": entries,
+    }
+
+
+def kline_rows(candles: Candles) -> list[list[Any]]:
+    """Binance kline arrays: [openTime, o, h, l, c, v, closeTime, quoteVolume, trades,
+    takerBuyBase, takerBuyQuote, "0"]."""
+    rows: list[list[Any]] = []
+    for t, (o, h, lo, c, v) in zip(candles.open_time.tolist(), candles.ohlcv.tolist(), strict=True):
+        quote_volume = v * (o + h + lo + c) / 4.0
+        rows.append(
+            [
+                t,
+                fmt(o),
+                fmt(h),
+                fmt(lo),
+                fmt(c),
+                fmt(v),
+                t + candles.interval_ms - 1,
+                fmt(quote_volume),
+                int(v > 0) * max(1, round(quote_volume / 1_000.0)),
+                fmt(v / 2.0),
+                fmt(quote_volume / 2.0),
+                "0",
+            ]
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Book:
+    bids: list[tuple[float, float]]  # best (highest) first
+    asks: list[tuple[float, float]]  # best (lowest) first
+
+
+def order_book(rules: MarketRules, last: float, levels: int) -> Book:
+    """A deterministic, symmetric book around ``last``: best bid < last <= best ask (or
+    bid <= last < ask when ``last`` sits on the grid), a few ticks / 0.5 bp wide steps, and
+    10k..70k quote units of depth per level so small dry-run orders fill at the top."""
+    levels = max(1, levels)
+    gap = max(rules.tick, rules.round_price(last * 0.00005, "up"))
+    best_bid = rules.round_price(last - rules.tick / 2, "down")
+    best_ask = rules.round_price(last + rules.tick / 2, "up")
+    if best_ask <= best_bid:
+        best_ask = rules.round_price(best_bid + rules.tick, "nearest")
+    bids: list[tuple[float, float]] = []
+    asks: list[tuple[float, float]] = []
+    for i in range(levels):
+        notional = 10_000.0 * (1 + (i * 5 + 3) % 7)
+        bid = rules.round_price(best_bid - i * gap, "nearest")
+        ask = rules.round_price(best_ask + i * gap, "nearest")
+        if bid > 0:
+            bids.append((bid, max(rules.step, rules.round_qty(notional / bid))))
+        asks.append((ask, max(rules.step, rules.round_qty(notional / ask))))
+    return Book(bids=bids, asks=asks)
+
+
+def depth_limit(requested: int | None) -> int:
+    """Binance accepts 1..5000 (default 100).
+
+    >>> depth_limit(None), depth_limit(7), depth_limit(99999)
+    (100, 7, 5000)
+    """
+    if requested is None:
+        return 100
+    return max(1, min(requested, DEPTH_LIMITS[-1]))
+
+
+def depth_payload(book: Book, update_id: int, rules: MarketRules) -> JSON:
+    pd_, qd = rules.price_decimals, rules.qty_decimals
+    return {
+        "lastUpdateId": update_id,
+        "bids": [[fmt(p, max(pd_, 2)), fmt(q, max(qd, 2))] for p, q in book.bids],
+        "asks": [[fmt(p, max(pd_, 2)), fmt(q, max(qd, 2))] for p, q in book.asks],
+    }
+
+
+def book_ticker(rules: MarketRules, book: Book) -> JSON:
+    bid, bid_qty = book.bids[0] if book.bids else (0.0, 0.0)
+    ask, ask_qty = book.asks[0]
+    return {
+        "symbol": rules.info.symbol,
+        "bidPrice": fmt(bid),
+        "bidQty": fmt(bid_qty),
+        "askPrice": fmt(ask),
+        "askQty": fmt(ask_qty),
+    }
+
+
+def ticker_24hr(rules: MarketRules, book: Book, day: Candles, last: float) -> JSON:
+    """24h statistics from the candles of the last day (``day``, any interval)."""
+    if len(day):
+        open_price = float(day.ohlcv[0, 0])
+        high = max(float(day.ohlcv[:, 1].max()), last)
+        low = min(float(day.ohlcv[:, 2].min()), last)
+        volume = float(day.ohlcv[:, 4].sum())
+        quote_volume = float((day.ohlcv[:, 4] * day.ohlcv[:, 3]).sum())
+        open_time = int(day.open_time[0])
+        close_time = int(day.open_time[-1]) + day.interval_ms - 1
+    else:
+        open_price = high = low = last
+        volume = quote_volume = 0.0
+        open_time = close_time = 0
+    change = last - open_price
+    bid = book_ticker(rules, book)
+    return {
+        "symbol": rules.info.symbol,
+        "priceChange": fmt(change),
+        "priceChangePercent": fmt(100.0 * change / open_price if open_price else 0.0, 3),
+        "weightedAvgPrice": fmt(quote_volume / volume if volume else last),
+        "prevClosePrice": fmt(open_price),
+        "lastPrice": fmt(last),
+        "lastQty": fmt(rules.step),
+        "bidPrice": bid["bidPrice"],
+        "bidQty": bid["bidQty"],
+        "askPrice": bid["askPrice"],
+        "askQty": bid["askQty"],
+        "openPrice": fmt(open_price),
+        "highPrice": fmt(high),
+        "lowPrice": fmt(low),
+        "volume": fmt(volume),
+        "quoteVolume": fmt(quote_volume),
+        "openTime": open_time,
+        "closeTime": close_time,
+        "firstId": 1,
+        "lastId": max(1, len(day)),
+        "count": max(1, len(day)),
+    }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install the project (and its dev tools) into ./.venv, creating it if needed, then run
+# ruff, mypy and the test suite. Extra arguments go to pytest, e.g. `scripts/test.sh -k store`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev,postgres]"
+
+# A throwaway PostgreSQL for the store tests (unless the caller points at one already).
+if [ -z "${METASTRATEGY_TEST_PG_URL:-}" ]; then
+    pgdir=$(mktemp -d /tmp/metastrategy-pg.XXXXXX)
+    trap 'bash scripts/pg.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+    METASTRATEGY_TEST_PG_URL=$(bash scripts/pg.sh start "$pgdir")
+    export METASTRATEGY_TEST_PG_URL
+fi
+# PostgreSQL tests must run, not skip, when this script runs them.
+export METASTRATEGY_REQUIRE_PG=1
+
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest "$@"

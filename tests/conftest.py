@@ -1,0 +1,232 @@
+"""Shared fixtures: a running loopback exchange and offline Freqtrade configs.
+
+- ``loopback_exchange``: a :class:`LoopbackExchange` serving the bundled slice on a free
+  127.0.0.1 port, in this process (session scoped; clear ``.requests`` before asserting on it).
+- ``offline_env``: environment for subprocesses (``NO_PROXY`` for 127.0.0.1, repo on
+  ``PYTHONPATH``).
+- ``offline_config``: a minimal valid base config + the repo's loopback overlay rewritten to the
+  running exchange's port, in a tmp dir (user_data_dir and backtest dir inside it, so nothing is
+  written into the repository). ``write_offline_config`` builds one for any port/overrides.
+- ``run_freqtrade``: run the ``freqtrade`` CLI as a subprocess from the repo root.
+
+Trap: freqtrade exits 0 on a *configuration* error (``main.py`` leaves ``return_code`` None),
+so check its output as well as the return code (``FreqtradeRun.ok``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from freqtrade_metastrategy.loopback import DEFAULT_PORT, LoopbackExchange  # noqa: E402
+
+DATADIR = REPO_ROOT / "user_data" / "data" / "binance"
+OVERLAY = REPO_ROOT / "user_data" / "config.loopback.json"
+TEST_STRATEGY_PATH = REPO_ROOT / "tests" / "strategies"
+PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
+NO_PROXY = "127.0.0.1,localhost"
+OVERLAY_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+# Output that means freqtrade failed even if it exited 0.
+FREQTRADE_FAILURE_MARKERS = (
+    "Configuration error",
+    "Could not load markets",
+    "Fatal exception",
+    "Traceback (most recent call last)",
+)
+
+
+def freqtrade_command() -> list[str]:
+    """The venv's ``freqtrade`` script (falls back to ``python -m freqtrade``)."""
+    script = Path(sys.executable).with_name("freqtrade")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "freqtrade"]
+
+
+def make_offline_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["NO_PROXY"] = env["no_proxy"] = NO_PROXY
+    pythonpath = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra or {})
+    return env
+
+
+def _rewrite_urls(value: Any, base_url: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _rewrite_urls(v, base_url) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite_urls(v, base_url) for v in value]
+    if isinstance(value, str) and value.startswith(OVERLAY_URL):
+        return base_url + value[len(OVERLAY_URL) :]
+    return value
+
+
+def _deep_update(target: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+    return target
+
+
+def base_config(user_data_dir: Path, pairs: list[str] | None = None) -> dict[str, Any]:
+    """A minimal valid Freqtrade config for offline backtests / dry runs."""
+    return {
+        "max_open_trades": 3,
+        "stake_currency": "USDT",
+        "stake_amount": 100,
+        "tradable_balance_ratio": 0.99,
+        "dry_run": True,
+        "dry_run_wallet": 1000,
+        "timeframe": "1h",
+        "user_data_dir": str(user_data_dir),
+        "db_url": f"sqlite:///{user_data_dir / 'dryrun.sqlite'}",
+        "exchange": {
+            "name": "binance",
+            "key": "",
+            "secret": "",
+            "pair_whitelist": list(pairs or PAIRS),
+            "pair_blacklist": [],
+        },
+        "pairlists": [{"method": "StaticPairList"}],
+        "entry_pricing": {"price_side": "other", "use_order_book": False},
+        "exit_pricing": {"price_side": "other", "use_order_book": False},
+        "internals": {"process_throttle_secs": 5},
+    }
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """Files of a generated offline config (see :func:`write_offline_config`)."""
+
+    directory: Path
+    base: Path
+    overlay: Path
+    user_data_dir: Path
+    backtest_dir: Path
+    url: str
+    datadir: Path = DATADIR
+
+    def config_args(self) -> list[str]:
+        return ["-c", str(self.base), "-c", str(self.overlay)]
+
+    def backtest_args(
+        self, strategy: str, timerange: str, strategy_path: Path = TEST_STRATEGY_PATH
+    ) -> list[str]:
+        return [
+            "backtesting",
+            "--strategy",
+            strategy,
+            "--strategy-path",
+            str(strategy_path),
+            "--datadir",
+            str(self.datadir),
+            "--timerange",
+            timerange,
+            *self.config_args(),
+            "--export",
+            "trades",
+            # must exist: a missing directory is taken as a file-name prefix
+            "--backtest-directory",
+            str(self.backtest_dir),
+            "--cache",
+            "none",
+        ]
+
+
+def write_offline_config(
+    directory: Path,
+    url: str,
+    *,
+    pairs: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> OfflineConfig:
+    """Write ``base.json`` (+ ``overrides`` deep-merged) and ``loopback.json`` (the repo overlay
+    with its URLs pointed at ``url``) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    user_data_dir = directory / "user_data"
+    backtest_dir = user_data_dir / "backtest_results"
+    backtest_dir.mkdir(parents=True, exist_ok=True)
+    config = _deep_update(base_config(user_data_dir, pairs), overrides or {})
+    base = directory / "base.json"
+    base.write_text(json.dumps(config, indent=2))
+    overlay = directory / "loopback.json"
+    overlay.write_text(json.dumps(_rewrite_urls(json.loads(OVERLAY.read_text()), url), indent=2))
+    return OfflineConfig(directory, base, overlay, user_data_dir, backtest_dir, url)
+
+
+@dataclass
+class FreqtradeRun:
+    args: list[str]
+    returncode: int
+    output: str
+    seconds: float
+    failure_markers: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.failure_markers
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def loopback_exchange() -> Iterator[LoopbackExchange]:
+    with LoopbackExchange(DATADIR, port=0) as exchange:
+        yield exchange
+
+
+@pytest.fixture
+def offline_env() -> dict[str, str]:
+    return make_offline_env()
+
+
+@pytest.fixture
+def offline_config(tmp_path: Path, loopback_exchange: LoopbackExchange) -> OfflineConfig:
+    return write_offline_config(tmp_path / "ft", loopback_exchange.url)
+
+
+@pytest.fixture
+def run_freqtrade(offline_env: dict[str, str]) -> Callable[..., FreqtradeRun]:
+    def run(args: list[str], timeout: float = 120.0) -> FreqtradeRun:
+        import time
+
+        cmd = [*freqtrade_command(), *args]
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=REPO_ROOT,
+                env=offline_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+            )
+            returncode, output = proc.returncode, proc.stdout
+        except subprocess.TimeoutExpired as exc:
+            raw = exc.stdout or b""
+            returncode = -9
+            output = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw) + (
+                f"\n[timed out after {timeout}s]"
+            )
+        markers = [m for m in FREQTRADE_FAILURE_MARKERS if m in output]
+        return FreqtradeRun(cmd, returncode, output, time.monotonic() - started, markers)
+
+    return run

@@ -1,0 +1,758 @@
+"""Q-table store tests: the contract on every store kind, then SQLite-specific durability,
+concurrency, crash safety and refusal to open foreign files.
+
+PostgreSQL runs the same contract and multi-process tests when ``METASTRATEGY_TEST_PG_URL``
+points at a server where that role may CREATE DATABASE (each test gets its own database).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from freqtrade_metastrategy.errors import MetaStrategyError, StoreError
+from freqtrade_metastrategy.qtable import QEntry
+from freqtrade_metastrategy.store import (
+    FORMAT,
+    LedgerRow,
+    MemoryStore,
+    QStore,
+    SqlStore,
+    default_store_url,
+    open_store,
+)
+from freqtrade_metastrategy.store.sql import _default_pg_driver
+
+PG_URL = os.environ.get("METASTRATEGY_TEST_PG_URL")
+if not PG_URL and os.environ.get("METASTRATEGY_REQUIRE_PG"):
+    raise RuntimeError("METASTRATEGY_REQUIRE_PG is set but METASTRATEGY_TEST_PG_URL is not")
+# scripts/test.sh starts a throwaway server and sets both; a bare pytest run skips PostgreSQL.
+needs_pg = pytest.mark.skipif(not PG_URL, reason="METASTRATEGY_TEST_PG_URL not set")
+WORKER = Path(__file__).parent / "helpers" / "store_worker.py"
+CELL = ("BTC/USDT", "trend_up", "scalp")  # same as the worker's
+ALPHA = 0.2
+PAUSE = 0.002  # seconds between a worker's updates, so that the two processes interleave
+AWKWARD = [0.1 + 0.2, 1e-300, -2.5e17, 5e-324, 1 / 3, -7.0, 2.0**-1074 * 3, 123456.789]
+TZS = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-3)),
+       ZoneInfo("America/New_York"), None]
+
+
+def reward_for(i: int) -> float:
+    """Must match tests/helpers/store_worker.py: multiples of 0.25, exact in any sum order."""
+    return ((i * 7) % 13 - 6) * 0.25
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def dump(store: QStore) -> str:
+    """The export as canonical JSON text: floats compare by repr, i.e. bit for bit."""
+    return json.dumps(store.export_dict(), sort_keys=True, allow_nan=False)
+
+
+def replay(ledger: list[LedgerRow], key: tuple[str, str, str], alpha: float) -> QEntry:
+    e = QEntry.empty(*key)
+    for row in ledger:
+        if (row.symbol, row.regime, row.strategy) == key:
+            e = e.updated(row.reward, alpha=alpha, at=row.settled_at)
+    return e
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pg_databases() -> Iterator[Callable[[], str]]:
+    """Factory of fresh PostgreSQL databases (dropped at the end)."""
+    assert PG_URL
+    admin = sa.create_engine(_default_pg_driver(sa.make_url(PG_URL)),
+                             isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"ms_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=needs_pg)])
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], QStore]]:
+    """Factory of fresh, empty stores of one kind."""
+    kind = request.param
+    pg = request.getfixturevalue("pg_databases") if kind == "postgresql" else None
+    stores: list[QStore] = []
+    counter = itertools.count()
+
+    def make() -> QStore:
+        store: QStore
+        if kind == "memory":
+            store = MemoryStore()
+        elif kind == "sqlite":
+            store = SqlStore(sqlite_url(tmp_path / f"store{next(counter)}.sqlite"))
+        else:
+            assert pg is not None
+            store = SqlStore(pg())
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def store(new_store: Callable[[], QStore]) -> QStore:
+    return new_store()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_pg)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of a fresh database for multi-process tests."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "shared.sqlite")
+    make: Callable[[], str] = request.getfixturevalue("pg_databases")
+    return make()
+
+
+def awkward_document() -> dict[str, Any]:
+    """A document with hard-to-round-trip values: odd floats, many time zones, seq gaps."""
+    entries = []
+    for i, (sym, reg, strat) in enumerate(
+        itertools.product(["ETH/USDT", "BTC/USDT:USDT"], ["range", "trend_up"], ["b", "a"])
+    ):
+        at = datetime(2024, 3, 10, 6, 59, 59, 999999 - i)
+        tz = TZS[i % len(TZS)]
+        entries.append(QEntry(
+            sym, reg, strat, count=3 + i, ema_reward=AWKWARD[i % len(AWKWARD)],
+            avg_reward=AWKWARD[(i + 1) % len(AWKWARD)], win_count=2, loss_count=1 + i,
+            total_r=AWKWARD[(i + 2) % len(AWKWARD)], sum_sq_r=AWKWARD[(i + 3) % len(AWKWARD)],
+            last_reward=AWKWARD[(i + 4) % len(AWKWARD)],
+            last_update=None if tz is None else at.replace(tzinfo=tz),
+        ).to_dict())
+    ledger = []
+    for j, seq in enumerate([3, 4, 9, 10, 57]):
+        tz = TZS[j % len(TZS)]
+        ledger.append(LedgerRow(
+            seq, None if j == 2 else f"trade-{seq}", "ETH/USDT", "range", "a",
+            AWKWARD[j], None if j % 2 else AWKWARD[j + 1] / 1e300,
+            None if tz is None else datetime(2023, 11, 5, 1, 30, 0, 1, tzinfo=tz),
+        ).to_dict())
+    entries.sort(key=lambda e: (e["symbol"], e["regime"], e["strategy"]))  # export order
+    return {"format": FORMAT, "version": 1, "entries": entries, "ledger": ledger}
+
+
+# ---------------------------------------------------------------------------------------------
+# Contract, on every store kind
+# ---------------------------------------------------------------------------------------------
+def test_update_math_matches_qentry(store: QStore) -> None:
+    expected = QEntry.empty(*CELL)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    for i, r in enumerate([1.5, -1.0, 0.0, *AWKWARD, 2]):
+        at = t0 + timedelta(minutes=i) if i % 3 else None
+        expected = expected.updated(r, alpha=ALPHA, at=at)
+        got = store.apply_reward(*CELL, r, alpha=ALPHA, trade_id=i, at=at, probability=0.5)
+        assert got == expected
+        assert store.get(*CELL) == expected
+    assert store.entries() == [expected]
+    ledger = store.ledger()
+    assert [r.seq for r in ledger] == list(range(1, len(ledger) + 1))
+    assert replay(ledger, CELL, ALPHA) == expected
+
+
+def test_returned_entry_is_exactly_what_is_stored(store: QStore) -> None:
+    for i, r in enumerate([-0.0, 0.0, *AWKWARD, -0.0]):
+        got = store.apply_reward(*CELL, r, alpha=0.5, trade_id=i)
+        assert got is not None
+        assert json.dumps(got.to_dict()) == json.dumps(store.get(*CELL).to_dict())  # type: ignore[union-attr]
+
+
+def test_exactly_once_per_trade_id(store: QStore) -> None:
+    first = store.apply_reward(*CELL, 2.0, alpha=ALPHA, trade_id=7)
+    assert first is not None
+    before = dump(store)
+    # Freqtrade's int id and its string form are the same trade; other cells too.
+    assert store.apply_reward(*CELL, 9.0, alpha=ALPHA, trade_id="7") is None
+    assert store.apply_reward("ETH/USDT", "range", "swing", 9.0, alpha=ALPHA, trade_id=7) is None
+    assert dump(store) == before
+    assert store.get("ETH/USDT", "range", "swing") is None
+    assert store.is_settled(7) and store.is_settled("7")
+    assert not store.is_settled(8) and not store.is_settled(None)
+    # Rewards without a trade id are never deduplicated.
+    assert store.apply_reward(*CELL, 1.0, alpha=ALPHA) is not None
+    assert store.apply_reward(*CELL, 1.0, alpha=ALPHA) is not None
+    cell = store.get(*CELL)
+    assert cell is not None and cell.count == 3
+    assert [r.trade_id for r in store.ledger()] == ["7", None, None]
+
+
+def test_reads_do_not_create_cells(store: QStore) -> None:
+    assert store.get(*CELL) is None
+    assert store.entries() == [] and store.entries(symbol="BTC/USDT", regime="x") == []
+    assert store.ledger() == []
+    assert not store.is_settled(1)
+    assert store.is_empty()
+    store.apply_reward("ETH/USDT", "range", "a", 1.0, alpha=ALPHA, trade_id=1)
+    assert store.get(*CELL) is None
+    assert [e.key for e in store.entries()] == [("ETH/USDT", "range", "a")]
+
+
+def test_entries_filtering_and_sorting(store: QStore) -> None:
+    keys = list(itertools.product(["b/USDT", "a/USDT", "B/USDT"], ["trend_up", "range"],
+                                  ["z", "scalp", "Swing"]))
+    for n, key in enumerate(reversed(keys)):
+        store.apply_reward(*key, float(n), alpha=ALPHA, trade_id=n)
+    assert [e.key for e in store.entries()] == sorted(keys)  # str order, not a SQL collation
+    assert [e.key for e in store.entries(symbol="a/USDT")] == sorted(
+        k for k in keys if k[0] == "a/USDT")
+    assert [e.key for e in store.entries(regime="range")] == sorted(
+        k for k in keys if k[1] == "range")
+    assert [e.key for e in store.entries(symbol="B/USDT", regime="trend_up")] == sorted(
+        k for k in keys if k[:2] == ("B/USDT", "trend_up"))
+    assert store.entries(symbol="nope") == []
+
+
+def test_reset(store: QStore) -> None:
+    for i in range(3):
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=i)
+    store.reset()
+    assert store.is_empty() and store.get(*CELL) is None and not store.is_settled(0)
+    # After a reset the same trade can be settled again and seq restarts.
+    assert store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=0) is not None
+    assert [r.seq for r in store.ledger()] == [1]
+
+
+def test_export_import_round_trip_is_exact(new_store: Callable[[], QStore]) -> None:
+    doc = awkward_document()
+    src = new_store()
+    src.import_dict(doc)
+    text = dump(src)
+    assert json.loads(text) == json.loads(json.dumps(doc, sort_keys=True))
+    assert text == json.dumps(doc, sort_keys=True)  # nothing reordered or reformatted
+    dst = new_store()
+    dst.import_dict(src.export_dict())
+    assert dump(dst) == text
+    # Updates appended after an import continue the ledger after the highest seq.
+    dst.apply_reward(*CELL, 0.1 + 0.2, alpha=ALPHA, trade_id="new")
+    assert dst.ledger()[-1].seq == 58
+
+
+def test_export_import_round_trip_of_learned_data(new_store: Callable[[], QStore],
+                                                  tmp_path: Path) -> None:
+    src = new_store()
+    for i, r in enumerate(AWKWARD * 3):
+        tz = TZS[i % len(TZS)]
+        at = datetime(2024, 6, 1, 12, 0, 0, i, tzinfo=tz) if tz else None
+        src.apply_reward(f"S{i % 3}", "range", f"p{i % 2}", r, alpha=0.35, trade_id=i, at=at,
+                         probability=1 / (i + 3))
+    text = dump(src)
+    path = src.export_json(tmp_path / "backup.json")
+    dst = new_store()
+    dst.import_json(path)
+    assert dump(dst) == text
+    # Through the other kinds too (memory <-> SQL must agree bit for bit).
+    mem = MemoryStore()
+    mem.import_dict(dst.export_dict())
+    assert dump(mem) == text
+    sql = SqlStore(sqlite_url(tmp_path / "via.sqlite"))
+    try:
+        sql.import_dict(mem.export_dict())
+        assert dump(sql) == text
+    finally:
+        sql.close()
+
+
+def test_import_into_non_empty_store_needs_replace(new_store: Callable[[], QStore]) -> None:
+    store = new_store()
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    before = dump(store)
+    doc = awkward_document()
+    with pytest.raises(StoreError, match="already holds learned data"):
+        store.import_dict(doc)
+    assert dump(store) == before
+    # A ledger-only store counts as non-empty too.
+    only_ledger = new_store()
+    only_ledger.import_dict({**doc, "entries": []})
+    with pytest.raises(StoreError):
+        only_ledger.import_dict(doc)
+    store.import_dict(doc, replace=True)
+    assert dump(store) == json.dumps(doc, sort_keys=True)
+
+
+def test_invalid_import_changes_nothing(store: QStore) -> None:
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    before = dump(store)
+    doc = awkward_document()
+    bad_docs = [
+        {"format": "other", "version": 1, "entries": [], "ledger": []},
+        {**doc, "version": 2},
+        {**doc, "ledger": [*doc["ledger"], doc["ledger"][0]]},
+        {**doc, "entries": [{"symbol": "x"}]},
+    ]
+    for bad in bad_docs:
+        with pytest.raises(StoreError):
+            store.import_dict(bad, replace=True)
+        assert dump(store) == before
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "1.0x", None])
+def test_non_finite_reward_raises_and_writes_nothing(store: QStore, bad: object) -> None:
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    before = dump(store)
+    with pytest.raises(MetaStrategyError, match="reward"):
+        store.apply_reward(*CELL, bad, alpha=ALPHA, trade_id=2)  # type: ignore[arg-type]
+    with pytest.raises(MetaStrategyError, match="reward"):
+        store.apply_reward("NEW/USDT", "range", "a", bad, alpha=ALPHA)  # type: ignore[arg-type]
+    with pytest.raises(MetaStrategyError, match="alpha"):
+        store.apply_reward(*CELL, 1.0, alpha=0.0, trade_id=2)
+    assert dump(store) == before
+    assert not store.is_settled(2)  # the trade can still be settled with a valid reward
+    assert store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=2) is not None
+
+
+def test_context_manager_and_iter_regime(store: QStore) -> None:
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    store.apply_reward("ETH/USDT", "range", "a", 1.0, alpha=ALPHA, trade_id=2)
+    iter_regime = getattr(store, "iter_regime")  # noqa: B009 - not part of QStore
+    assert [e.key for e in iter_regime("trend_up")] == [CELL]
+    with store as s:
+        assert s is store
+
+
+# ---------------------------------------------------------------------------------------------
+# SqlStore specifics
+# ---------------------------------------------------------------------------------------------
+def test_sqlite_settings_and_persistence(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "q.sqlite"  # parent directories are created
+    store = SqlStore(sqlite_url(path))
+    assert store.location == str(path)
+    assert store.journal_mode == "wal"
+    with store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    expected = store.apply_reward(*CELL, 0.1 + 0.2, alpha=ALPHA, trade_id=1,
+                                  at=datetime(2024, 1, 1, tzinfo=ZoneInfo("Europe/Paris")))
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.get(*CELL)
+    with SqlStore(sqlite_url(path)) as again:
+        assert again.get(*CELL) == expected
+        assert again.is_settled(1)
+    with sqlite3.connect(path) as raw:
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert tables == {"metastrategy_meta", "metastrategy_qtable", "metastrategy_ledger"}
+        assert dict(raw.execute("SELECT key, value FROM metastrategy_meta")) == {
+            "app": "freqtrade-metastrategy", "schema_version": "1"}
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sqlite_writes_begin_immediate_and_reads_do_not(tmp_path: Path) -> None:
+    """Writes take the write lock up front (no lock upgrade, so no SQLITE_BUSY deadlock);
+    reads stay deferred (WAL readers never block the writer)."""
+    store = SqlStore(sqlite_url(tmp_path / "b.sqlite"))
+    with store:
+        seen: list[str] = []
+
+        def record(_c: object, _cur: object, statement: str, *_: object) -> None:
+            seen.append(statement.split()[0].upper() + (
+                " IMMEDIATE" if "IMMEDIATE" in statement.upper() else ""))
+
+        sa.event.listen(store._engine, "before_cursor_execute", record)
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+        assert seen[0] == "BEGIN IMMEDIATE" and "INSERT" in seen
+        seen.clear()
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)  # duplicate: rolled back
+        assert seen[0] == "BEGIN IMMEDIATE" and "UPDATE" not in seen
+        seen.clear()
+        store.get(*CELL)
+        store.entries()
+        assert seen.count("BEGIN") == 2 and "BEGIN IMMEDIATE" not in seen
+        seen.clear()
+        store.import_dict(store.export_dict(), replace=True)
+        assert seen.count("BEGIN IMMEDIATE") == 1
+
+
+def test_sqlite_relative_path_and_pandas_like_timestamps(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = SqlStore("sqlite:///rel.sqlite")
+    try:
+        assert store.location == str(tmp_path / "rel.sqlite")
+
+        class Stamp(datetime):  # a datetime subclass, like pandas.Timestamp
+            pass
+
+        at = Stamp(2024, 5, 1, 8, 0, 0, 123456, tzinfo=UTC)
+        got = store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1, at=at)
+        assert got is not None and type(got.last_update) is datetime and got.last_update == at
+        assert store.get(*CELL) == got
+        with pytest.raises(MetaStrategyError, match="at"):
+            store.apply_reward(*CELL, 1.0, alpha=ALPHA, at="2024-01-01")  # type: ignore[arg-type]
+        with pytest.raises(MetaStrategyError, match="probability"):
+            store.apply_reward(*CELL, 1.0, alpha=ALPHA, probability=math.nan)
+        assert store.get(*CELL) == got
+    finally:
+        store.close()
+
+
+def test_generic_dialect_code_path(tmp_path: Path) -> None:
+    """The savepoint-based path used for databases other than SQLite/PostgreSQL."""
+    store = SqlStore(sqlite_url(tmp_path / "g.sqlite"))
+    store._generic = True
+    try:
+        expected = QEntry.empty(*CELL)
+        for i, r in enumerate(AWKWARD):
+            expected = expected.updated(r, alpha=ALPHA)
+            assert store.apply_reward(*CELL, r, alpha=ALPHA, trade_id=i) == expected
+        assert store.apply_reward(*CELL, 5.0, alpha=ALPHA, trade_id=0) is None
+        assert store.get(*CELL) == expected
+        assert len(store.ledger()) == len(AWKWARD)
+    finally:
+        store.close()
+
+
+def test_threads_share_one_store(tmp_path: Path) -> None:
+    store = SqlStore(sqlite_url(tmp_path / "t.sqlite"))
+    try:
+        def work(k: int) -> None:
+            for i in range(40):
+                store.apply_reward(*CELL, reward_for(i), alpha=ALPHA, trade_id=f"{k}-{i}")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cell = store.get(*CELL)
+        assert cell is not None and cell.count == 160 == len(store.ledger())
+        assert cell.total_r == 4 * sum(reward_for(i) for i in range(40))
+        assert replay(store.ledger(), CELL, ALPHA) == cell
+    finally:
+        store.close()
+
+
+def test_sqlite_in_memory_url() -> None:
+    with SqlStore("sqlite://") as store:
+        assert store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1) is not None
+        assert store.entries()[0].count == 1
+
+
+@pytest.mark.parametrize("damage", ["duplicate_seq", "nan_total", "inf_probability"])
+def test_import_of_damaged_document_changes_nothing(store: QStore, damage: str) -> None:
+    """Damaged documents are refused by every store kind, before anything is written."""
+    doc = awkward_document()
+    if damage == "duplicate_seq":
+        doc["ledger"][1]["seq"] = doc["ledger"][0]["seq"]
+    elif damage == "nan_total":
+        doc["entries"][0]["total_r"] = math.nan
+    else:
+        doc["ledger"][0]["probability"] = math.inf
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    before = dump(store)
+    with pytest.raises(StoreError, match=r"duplicate seq|not a finite|non-finite"):
+        store.import_dict(doc, replace=True)
+    assert dump(store) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening: URLs, defaults, foreign files
+# ---------------------------------------------------------------------------------------------
+def test_default_store_url_and_open_store(tmp_path: Path) -> None:
+    ud = tmp_path / "user data"
+    url = default_store_url(ud)
+    assert url.startswith("sqlite:////") and url.endswith("/metastrategy.sqlite")
+    assert sa.make_url(url).database == str(ud / "metastrategy.sqlite")
+    assert isinstance(open_store("memory"), MemoryStore)
+    store = open_store(None, user_data_dir=ud)
+    try:
+        assert isinstance(store, SqlStore)
+        assert store.location == str(ud / "metastrategy.sqlite")
+        assert (ud / "metastrategy.sqlite").is_file()
+    finally:
+        store.close()
+    other = open_store(sqlite_url(tmp_path / "o.sqlite"), user_data_dir=ud)
+    assert other.location == str(tmp_path / "o.sqlite")
+    other.close()
+
+
+@pytest.mark.parametrize("url", [None, "", "just/a/path.sqlite", "nosuchdb://x/y",
+                                 "sqlite+aiosqlite:////tmp/x.sqlite"])
+def test_open_store_bad_urls_name_the_setting(url: str | None) -> None:
+    with pytest.raises(StoreError, match=r"metastrategy\.store_url"):
+        open_store(url)
+
+
+def test_unreachable_server_error_hides_password() -> None:
+    with pytest.raises(StoreError) as info:
+        SqlStore("postgresql+psycopg2://ft:s3cr3t-pw@127.0.0.1:1/ft")
+    assert "s3cr3t-pw" not in str(info.value)
+    assert "127.0.0.1" in str(info.value) and "metastrategy.store_url" in str(info.value)
+    with pytest.raises(StoreError) as info2:
+        open_store("ft:s3cr3t-pw@not a url")
+    assert "s3cr3t-pw" not in str(info2.value)
+
+
+def test_create_false_refuses_to_create(tmp_path: Path) -> None:
+    path = tmp_path / "missing.sqlite"
+    with pytest.raises(StoreError, match=r"missing\.sqlite"):
+        SqlStore(sqlite_url(path), create=False)
+    assert not path.exists()
+    SqlStore(sqlite_url(path)).close()
+    SqlStore(sqlite_url(path), create=False).close()
+
+
+def _foreign_meta(path: Path, rows: dict[str, str]) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE metastrategy_meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.executemany("INSERT INTO metastrategy_meta VALUES (?, ?)", rows.items())
+    conn.close()
+
+
+def _make_text(p: Path) -> None:
+    p.write_text('{"format": "freqtrade-metastrategy.qtable", "version": 1}\n')
+
+
+def _make_random(p: Path) -> None:
+    p.write_bytes(os.urandom(8192))
+
+
+def _make_truncated_header(p: Path) -> None:
+    p.write_bytes(b"SQLite format 3\x00" + os.urandom(40))
+
+
+def _make_version_99(p: Path) -> None:
+    _foreign_meta(p, {"app": "freqtrade-metastrategy", "schema_version": "99"})
+
+
+def _make_other_app(p: Path) -> None:
+    _foreign_meta(p, {"app": "someone-else", "schema_version": "1"})
+
+
+def _make_tables_without_meta(p: Path) -> None:
+    with sqlite3.connect(p) as conn:
+        conn.execute("CREATE TABLE metastrategy_qtable (symbol TEXT)")
+    conn.close()
+
+
+def _make_missing_columns(p: Path) -> None:
+    store = SqlStore(sqlite_url(p))
+    store.close()
+    with sqlite3.connect(p) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("ALTER TABLE metastrategy_qtable DROP COLUMN sum_sq_r")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_make_text, "is not a SQLite database"),
+        (_make_random, "is not a SQLite database"),
+        (_make_truncated_header, "freqtrade-metastrategy import"),
+        (_make_version_99, "schema_version '99'"),
+        (_make_other_app, "someone-else"),
+        (_make_tables_without_meta, "no metastrategy_meta"),
+        (_make_missing_columns, "sum_sq_r"),
+    ],
+)
+def test_foreign_files_are_refused_and_left_untouched(
+    tmp_path: Path, make: Callable[[Path], None], message: str
+) -> None:
+    path = tmp_path / "store.sqlite"
+    make(path)
+    before = path.read_bytes()
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    for create in (True, False):
+        with pytest.raises(StoreError, match=message) as info:
+            SqlStore(sqlite_url(path), create=create)
+        assert str(path) in str(info.value)
+        assert "metastrategy.store_url" in str(info.value)
+    with pytest.raises(StoreError, match=message):
+        open_store(sqlite_url(path))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not a regular file"):
+        SqlStore(sqlite_url(tmp_path))
+
+
+def test_database_of_another_app_gets_our_tables(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE trades (id INTEGER PRIMARY KEY, pair TEXT)")
+        conn.execute("INSERT INTO trades (pair) VALUES ('BTC/USDT')")
+    conn.close()
+    with SqlStore(sqlite_url(path)) as store:
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT pair FROM trades").fetchall() == [("BTC/USDT",)]
+    conn.close()
+
+
+def test_empty_file_is_initialised(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    with SqlStore(sqlite_url(path)) as store:
+        assert store.is_empty()
+
+
+@needs_pg
+def test_postgresql_opening(pg_databases: Callable[[], str]) -> None:
+    url = pg_databases()
+    engine = sa.create_engine(_default_pg_driver(sa.make_url(url)))
+    try:
+        with engine.begin() as conn:  # another application's table, none of ours
+            conn.exec_driver_sql("CREATE TABLE trades (id serial PRIMARY KEY, pair text)")
+            conn.exec_driver_sql("INSERT INTO trades (pair) VALUES ('BTC/USDT')")
+        with SqlStore(url) as store:
+            assert store.location == sa.make_url(url).render_as_string(hide_password=True)
+            store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pair FROM trades").all() == [("BTC/USDT",)]
+            conn.exec_driver_sql("UPDATE metastrategy_meta SET value = '99' "
+                                 "WHERE key = 'schema_version'")
+            conn.commit()
+        with pytest.raises(StoreError, match="schema_version '99'") as info:
+            SqlStore(url)
+        assert store.location in str(info.value)
+        with engine.connect() as conn:  # nothing was recreated or dropped
+            assert conn.exec_driver_sql("SELECT count(*) FROM metastrategy_ledger").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Several processes, crash safety
+# ---------------------------------------------------------------------------------------------
+def _start_worker(url: str, mode: str, n: int, prefix: str,
+                  pause: float = 0.0) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), url, mode, str(n), prefix, str(pause)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _run_together(url: str, jobs: list[tuple[str, int, str]]) -> list[int]:
+    """Start the workers, release them at once, return how many rewards each applied."""
+    # No store is opened beforehand: the workers also race to create the schema.
+    procs = [_start_worker(url, mode, n, prefix, PAUSE) for mode, n, prefix in jobs]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            assert line == "ready\n", (line, p.stderr.read() if p.stderr else "")
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        applied = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            applied.append(int(out.split()[-1]))
+        return applied
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+@pytest.mark.slow
+def test_two_processes_never_lose_an_update(db_url: str) -> None:
+    n = 500
+    assert _run_together(db_url, [("distinct", n, "A"), ("distinct", n, "B")]) == [n, n]
+    with SqlStore(db_url) as store:
+        cell = store.get(*CELL)
+        ledger = store.ledger()
+        assert cell is not None and cell.count == 2 * n == len(ledger)
+        assert cell.total_r == 2 * sum(reward_for(i) for i in range(n))
+        assert cell.sum_sq_r == 2 * sum(reward_for(i) ** 2 for i in range(n))
+        assert cell.win_count == 2 * sum(reward_for(i) > 0 for i in range(n))
+        assert len({r.trade_id for r in ledger}) == 2 * n
+        if _is_sqlite(db_url):  # seq order is the order the cell was updated in
+            assert replay(ledger, CELL, ALPHA) == cell
+
+
+@pytest.mark.slow
+def test_processes_racing_on_same_trade_ids_settle_once(db_url: str) -> None:
+    n = 300
+    applied = _run_together(db_url, [("same", n, "T"), ("same", n, "T"), ("reverse", n, "T")])
+    assert sum(applied) == n
+    with SqlStore(db_url) as store:
+        cell = store.get(*CELL)
+        ledger = store.ledger()
+        assert cell is not None and cell.count == n == len(ledger)
+        assert sorted(r.trade_id or "" for r in ledger) == sorted(f"T{i}" for i in range(n))
+        assert cell.total_r == sum(reward_for(i) for i in range(n))
+        if _is_sqlite(db_url):
+            assert replay(ledger, CELL, ALPHA) == cell
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_loses_nothing_committed(db_url: str) -> None:
+    SqlStore(db_url).close()
+    proc = _start_worker(db_url, "crash", 100_000, "c")
+    printed: list[int] = []
+    try:
+        assert proc.stdout is not None
+        while len(printed) < 200:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            printed.append(int(line))
+        proc.send_signal(signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    printed += [int(x) for x in rest.split()]  # committed before the kill, still in the pipe
+    assert printed == list(range(len(printed)))
+    with SqlStore(db_url) as store:
+        cell = store.get(*CELL)
+        ledger = store.ledger()
+        assert cell is not None and cell.count == len(ledger)
+        # Everything printed was committed; at most the one in flight more.
+        assert len(printed) <= len(ledger) <= len(printed) + 1
+        assert [r.trade_id for r in ledger] == [f"c{i}" for i in range(len(ledger))]
+        assert cell.total_r == sum(reward_for(i) for i in range(len(ledger)))
+        assert replay(ledger, CELL, ALPHA) == cell
+        # The store keeps working after the crash.
+        assert store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id="after") is not None
+    if _is_sqlite(db_url):
+        path = sa.make_url(db_url).database
+        assert path is not None
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        raw.close()
