@@ -77,7 +77,9 @@ def test_show_reads_the_store_named_by_a_freqtrade_config(
 ) -> None:
     url, db = filled
     cfg = tmp_path / "config.json"
-    cfg.write_text('{\n // Freqtrade allows comments\n "metastrategy": {"store_url": "%s"},\n}' % url)
+    cfg.write_text(
+        f'{{\n // Freqtrade allows comments\n "metastrategy": {{"store_url": "{url}"}},\n}}'
+    )
     res = run("show", "-c", str(cfg))
     assert res.returncode == 0, res.stderr
     assert f"Q-table: {db}" in res.stdout
