@@ -188,6 +188,8 @@ class MetaStrategySelector:
     :param store: where the Q-table lives (default: a fresh :class:`MemoryStore`).
     :param policy: ``epsilon_greedy`` (default), ``ucb1``, ``thompson`` or ``random``.
     :param profiles: the profile registry (default: the seven built-ins).
+    :param config: a ready :class:`SelectorConfig` (then the keyword settings are ignored).
+    :param log_level: level of the ``[RL UPDATE]`` lines (backtests pass DEBUG).
     :param kwargs: any other :class:`SelectorConfig` field.
     """
 
@@ -202,6 +204,7 @@ class MetaStrategySelector:
         profiles: ProfileRegistry | None = None,
         *,
         config: SelectorConfig | None = None,
+        log_level: int = logging.INFO,
         **kwargs: Any,
     ) -> None:
         if config is None:
@@ -210,6 +213,7 @@ class MetaStrategySelector:
                 seed=seed, **kwargs,
             )
         self.config = config
+        self.log_level = log_level
         self.profiles = profiles if profiles is not None else ProfileRegistry()
         self.profiles.require(config.default_strategy, "metastrategy.default_strategy")
         for regime, sid in config.heuristic.items():
@@ -338,11 +342,12 @@ class MetaStrategySelector:
         )
         if entry is None:
             self.duplicate_updates += 1
-            logger.info("[RL UPDATE] %s %s %s: trade %s already settled, ignored",
-                        symbol, r, sid, trade_id)
+            logger.log(self.log_level, "[RL UPDATE] %s %s %s: trade %s already settled, ignored",
+                       symbol, r, sid, trade_id)
             return False
         self.total_updates += 1
-        logger.info(
+        logger.log(
+            self.log_level,
             "[RL UPDATE] %s %s %s: R=%+.2f, EMA=%.2f, count=%d, WR=%.1f%%",
             symbol, r, sid, value, entry.ema_reward, entry.count, 100 * entry.win_rate,
         )

@@ -1,0 +1,505 @@
+"""The Freqtrade adapter: :class:`MetaStrategyBase`, an ``IStrategy`` that applies the chosen
+TP/SL profile through Freqtrade's exit callbacks and teaches the selector every closed trade.
+
+Freqtrade only loads a strategy from a file that itself defines the class, so users write::
+
+    # user_data/strategies/MetaStrategy.py
+    from freqtrade_metastrategy.strategy import MetaStrategyBase
+
+    class MetaStrategy(MetaStrategyBase):
+        pass
+
+and override :meth:`populate_entry_trend` (and anything else) to use their own signals.
+
+How a trade is managed
+----------------------
+* **Entry fill** (``order_filled``, the first callback where the trade has an id): the selector
+  chooses a profile for (pair, regime of the signal candle). The trade freezes profile,
+  regime, 1R (ATR of the signal candle), entry price, filled amount, the decision's probability
+  and whether it explored: in an in-memory dict keyed by trade id (the hot path) and, live and
+  dry-run, in the trade's custom data (survives restarts).
+* **Stop** (``custom_stoploss``): entry -/+ ``r_sl`` x 1R from the first fill on; entry price
+  after the TP1 fill; trailing ``trail_distance_r`` x 1R behind the best price after the TP2 fill.
+* **TP1, TP2** (``adjust_trade_position``): once the best price has reached the level, close
+  that fraction of the filled amount. Freqtrade calls this at the candle open in backtests, so
+  a level touched during a candle fills at the next open (or at this open if it gapped
+  through).
+* **TP3** (``custom_roi``): the ROI that corresponds to the TP3 price; backtests fill it at the
+  level (or at the open on a gap), live at the current price once reached.
+* **Reward** (``order_filled`` of the closing fill, whatever closed it: TP3, stop, stop on
+  exchange, liquidation, forced exit, the end of a backtest): R = the trade's net profit in
+  stake currency (partials and fees included) / (filled entry amount x 1R), settled exactly once
+  through the store's ledger. ``confirm_trade_exit`` is not used to learn: it runs before the
+  exit order exists and is skipped for many exits. Live, trades closed while the bot was down
+  are settled from their recorded profit when the bot next runs.
+
+Every callback that runs per open-trade candle is O(1): dict lookups and arithmetic, no
+dataframe access, no custom-data reads (Freqtrade's backtest custom data is a linear scan).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from freqtrade.enums import RunMode
+from freqtrade.exceptions import OperationalException
+from freqtrade.exchange import timeframe_to_prev_date, timeframe_to_seconds
+from freqtrade.persistence import Order, Trade
+from freqtrade.strategy import IStrategy, stoploss_from_absolute
+from pandas import DataFrame
+
+from freqtrade_metastrategy.config import MetaStrategyConfig
+from freqtrade_metastrategy.errors import ConfigError, MetaStrategyError
+from freqtrade_metastrategy.exitplan import TradePlan
+from freqtrade_metastrategy.profiles import AggressivenessLevel, StrategyProfile
+from freqtrade_metastrategy.regime import REGIMES, MarketRegime, add_regime_columns
+from freqtrade_metastrategy.selector import MetaStrategySelector
+from freqtrade_metastrategy.store import MemoryStore, QStore, open_store
+
+logger = logging.getLogger(__name__)
+
+CUSTOM_DATA_KEY = "metastrategy"
+LIVE_MODES = (RunMode.LIVE, RunMode.DRY_RUN)
+
+
+@dataclass(slots=True)
+class TradeState:
+    """What the strategy keeps per open trade (frozen plan + a little progress)."""
+
+    plan: TradePlan
+    regime: str
+    amount: float
+    probability: float | None
+    explored: bool
+    stage: int = 0
+    tp3_roi: float | None = None
+
+    @property
+    def profile(self) -> StrategyProfile:
+        return self.plan.profile
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "v": 1,
+            "profile": self.plan.profile.to_dict(),
+            "regime": self.regime,
+            "side": "short" if self.plan.is_short else "long",
+            "entry_price": self.plan.entry_price,
+            "r_unit": self.plan.r_unit,
+            "amount": self.amount,
+            "probability": self.probability,
+            "explored": self.explored,
+            "stage": self.stage,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> TradeState:
+        d = json.loads(text)
+        prof = dict(d["profile"])
+        prof["aggressiveness"] = AggressivenessLevel(prof["aggressiveness"])
+        profile = StrategyProfile(**prof)
+        plan = TradePlan(profile, is_short=d["side"] == "short",
+                         entry_price=float(d["entry_price"]), r_unit=float(d["r_unit"]))
+        return cls(plan, str(d["regime"]), float(d["amount"]), d.get("probability"),
+                   bool(d.get("explored", False)), int(d.get("stage", 0)))
+
+
+def trade_key(trade: Trade) -> str:
+    """The ledger key of a trade: unique across bots sharing one store, stable across restarts."""
+    return f"{trade.pair}|{trade.open_date_utc.isoformat()}|{trade.id}"
+
+
+class MetaStrategyBase(IStrategy):
+    """Regime-aware TP/SL profile selection. Subclass it; see the module docstring."""
+
+    INTERFACE_VERSION = 3
+
+    timeframe = "1h"
+    can_short = False
+    # EMA(50) and ADX(14) need a long warm-up before recursive-analysis shows no drift.
+    startup_candle_count: int = 400
+    process_only_new_candles = True
+
+    # The profile's ATR stop replaces the static stop from the first fill on; this is only the
+    # hard floor before the first after-fill call. Trailing is the profile's, not Freqtrade's.
+    stoploss = -0.99
+    trailing_stop = False
+    use_custom_stoploss = True
+    # TP3 closes the rest through custom_roi; the static table never triggers.
+    use_custom_roi = True
+    minimal_roi = {"0": 100.0}
+    # TP1/TP2 are partial exits.
+    position_adjustment_enable = True
+    max_entry_position_adjustment = 0
+    use_exit_signal = False
+
+    order_types = {
+        "entry": "market",
+        "exit": "market",
+        "emergency_exit": "market",
+        "force_entry": "market",
+        "force_exit": "market",
+        "stoploss": "market",
+        "stoploss_on_exchange": False,
+    }
+
+    plot_config = {
+        "main_plot": {
+            "ema_fast": {"color": "#2a9d8f"},
+            "ema_slow": {"color": "#e9c46a"},
+            "ms_stop_long": {"color": "#e76f51", "type": "line"},
+            "ms_tp1_long": {"color": "#90be6d"},
+            "ms_tp2_long": {"color": "#43aa8b"},
+            "ms_tp3_long": {"color": "#277da1"},
+        },
+        "subplots": {
+            "Regime": {"regime_code": {"color": "#6d597a", "type": "line"}},
+            "ADX / trend strength": {"adx": {"color": "#355070"},
+                                     "trend_strength": {"color": "#b56576"}},
+            "ATR %": {"atr_pct": {"color": "#e56b6f"}},
+        },
+    }
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        try:
+            self.ms_config = MetaStrategyConfig.from_freqtrade_config(config)
+        except ConfigError as exc:
+            raise OperationalException(
+                f"Invalid metastrategy config: {exc}. Fix the key in your config file."
+            ) from exc
+        self._states: dict[int, TradeState] = {}
+        self._last_loop: datetime | None = None
+        self._export_registered = False
+        self.selector: MetaStrategySelector = self._new_selector(MemoryStore())
+
+    # ------------------------------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------------------------------
+    @property
+    def _runmode(self) -> RunMode | None:
+        mode = self.config.get("runmode")
+        return mode if isinstance(mode, RunMode) else None
+
+    @property
+    def _live(self) -> bool:
+        return self._runmode in LIVE_MODES
+
+    def _new_selector(self, store: QStore) -> MetaStrategySelector:
+        return MetaStrategySelector(
+            config=self.ms_config.selector, store=store, profiles=self.ms_config.profiles,
+            log_level=logging.INFO if self._live else logging.DEBUG,
+        )
+
+    def _memory_store(self) -> MemoryStore:
+        """An empty in-memory table, or the configured pretrained one."""
+        store = MemoryStore()
+        if self.ms_config.pretrained:
+            try:
+                store.import_json(self.ms_config.pretrained)
+            except MetaStrategyError as exc:
+                raise OperationalException(f"metastrategy.pretrained: {exc}") from exc
+        return store
+
+    def bot_start(self, **kwargs: Any) -> None:
+        """Open the store for the run mode: the persistent one live, memory otherwise."""
+        if self._live:
+            try:
+                store: QStore = open_store(
+                    self.ms_config.store_url, user_data_dir=self.config.get("user_data_dir")
+                )
+            except MetaStrategyError as exc:
+                raise OperationalException(f"metastrategy.store_url: {exc}") from exc
+            logger.info("[RL] Q-table store: %s", store.location)
+        else:
+            store = self._memory_store()
+        self.selector = self._new_selector(store)
+        self._states.clear()
+        if self._runmode == RunMode.BACKTEST and not self._export_registered:
+            atexit.register(self.export_backtest_qtable)
+            self._export_registered = True
+
+    def bot_loop_start(self, current_time: datetime, **kwargs: Any) -> None:
+        """Per loop (per candle in backtests): detect a new backtest run and start it clean.
+
+        Hyperopt (``-j 1``) and repeated backtests reuse this object: time going backwards
+        means a new run, which must start from the same (empty or pretrained) table and seed.
+        """
+        if not self._live and self._last_loop is not None and current_time <= self._last_loop:
+            if self._runmode == RunMode.BACKTEST:
+                self.export_backtest_qtable()
+            self.selector = self._new_selector(self._memory_store())
+            self._states.clear()
+        self._last_loop = current_time
+
+    def backtest_qtable_path(self) -> Path:
+        if self.ms_config.backtest_qtable_file:
+            return Path(self.ms_config.backtest_qtable_file)
+        user_data = Path(self.config.get("user_data_dir") or "user_data")
+        return user_data / "backtest_results" / "metastrategy_qtable.json"
+
+    def export_backtest_qtable(self) -> Path | None:
+        """Write the table a backtest learned (called when the backtest process ends)."""
+        store = self.selector.store
+        if store.is_empty():
+            return None
+        path = self.backtest_qtable_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store.export_json(path)
+        rewards = len(store.ledger())
+        logger.info("[RL] backtest Q-table (%d rewards) written to %s", rewards, path)
+        return path
+
+    # ------------------------------------------------------------------------------------------
+    # indicators and signals
+    # ------------------------------------------------------------------------------------------
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
+        """Regime columns (vectorised, causal) plus the default profile's levels for plots."""
+        add_regime_columns(dataframe, self.timeframe, self.ms_config.thresholds)
+        codes = {r.value: i for i, r in enumerate(REGIMES)}
+        dataframe["regime_code"] = dataframe["regime"].map(codes).astype("int8")
+        p = self.ms_config.profiles[self.ms_config.selector.default_strategy]
+        atr = dataframe["atr"]
+        dataframe["ms_stop_long"] = dataframe["close"] - p.r_sl * atr
+        for i, level in enumerate(p.tp_levels, start=1):
+            dataframe[f"ms_tp{i}_long"] = dataframe["close"] + level * atr
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
+        """The default entry signal, deliberately simple so the demo trades.
+
+        Long when EMA(20) crosses above EMA(50); short (if ``can_short``) when it crosses
+        below. Override this with your own signals: the profile selection and exits work with
+        any entry.
+        """
+        fast, slow = dataframe["ema_fast"], dataframe["ema_slow"]
+        above = fast > slow
+        was_above = above.shift(1, fill_value=False)
+        valid = slow.notna() & (dataframe["volume"] > 0)
+        dataframe.loc[valid & above & ~was_above & fast.shift(1).notna(), "enter_long"] = 1
+        if self.can_short:
+            below = fast < slow
+            was_below = below.shift(1, fill_value=False)
+            dataframe.loc[valid & below & ~was_below & fast.shift(1).notna(), "enter_short"] = 1
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
+        """No exit signal: the profile's stop and take-profits close every trade."""
+        return dataframe
+
+    # ------------------------------------------------------------------------------------------
+    # entry
+    # ------------------------------------------------------------------------------------------
+    def _signal_row(self, pair: str, open_date: datetime) -> Any | None:
+        """The analyzed row of the signal candle (the candle before the entry candle)."""
+        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        if df is None or df.empty:
+            return None
+        tf = timedelta(seconds=timeframe_to_seconds(self.timeframe))
+        signal_date = timeframe_to_prev_date(self.timeframe, open_date) - tf
+        last = df.iloc[-1]
+        if last["date"] == signal_date:
+            return last
+        match = df.loc[df["date"] == signal_date]
+        if len(match):
+            return match.iloc[-1]
+        return last  # e.g. a forced entry: the latest closed candle
+
+    def confirm_trade_entry(
+        self, pair: str, order_type: str, amount: float, rate: float, time_in_force: str,
+        current_time: datetime, entry_tag: str | None, side: str, **kwargs: Any,
+    ) -> bool:
+        """Refuse entries whose signal candle is illiquid (``block_illiquid``)."""
+        if not self.ms_config.block_illiquid:
+            return True
+        row = self._signal_row(pair, current_time)
+        if row is not None and row["regime"] == MarketRegime.ILLIQUID.value:
+            logger.info("[REGIME] %s illiquid at %s: entry blocked (block_illiquid)",
+                        pair, row["date"])
+            return False
+        return True
+
+    def _freeze(self, pair: str, trade: Trade, current_time: datetime) -> TradeState:
+        """Choose a profile for the trade and freeze everything its exits need."""
+        row = self._signal_row(pair, trade.open_date_utc)
+        atr = float(row["atr"]) if row is not None else math.nan
+        regime = str(row["regime"]) if row is not None else MarketRegime.UNKNOWN.value
+        entry = float(trade.open_rate)
+        if not (math.isfinite(atr) and atr > 0):
+            atr = 0.01 * entry
+            logger.warning("%s trade %s: no ATR for the signal candle, 1R = 1%% of entry (%.8g)",
+                           pair, trade.id, atr)
+        if self.ms_config.enabled:
+            decision = self.selector.choose_strategy(pair, regime)
+            profile, prob, explored = (decision.strategy_profile, decision.probability,
+                                       decision.is_exploration)
+            why = decision.reasoning
+        else:
+            profile = self.ms_config.profiles[self.ms_config.selector.default_strategy]
+            prob, explored, why = 1.0, False, "metastrategy disabled: default_strategy"
+        state = TradeState(
+            plan=TradePlan(profile, is_short=bool(trade.is_short), entry_price=entry,
+                           r_unit=atr),
+            regime=regime, amount=float(trade.amount), probability=prob, explored=explored,
+        )
+        level = logging.INFO if self._live else logging.DEBUG
+        if row is not None:
+            logger.log(level, "[REGIME] %s %s at %s (confidence %.2f), ATR=%.8g",
+                       pair, regime, row["date"], float(row["regime_confidence"]), atr)
+        logger.log(level, "[STRATEGY] %s trade %s %s -> %s (%s, p=%.3f)", pair, trade.id,
+                   "short" if trade.is_short else "long", profile.strategy_id, why, prob)
+        self._states[trade.id] = state
+        self._persist(trade, state)
+        return state
+
+    def _persist(self, trade: Trade, state: TradeState) -> None:
+        if self._live:
+            trade.set_custom_data(CUSTOM_DATA_KEY, state.to_json())
+
+    def _state(self, trade: Trade) -> TradeState | None:
+        """The trade's state: cache, else custom data (after a restart), else the default."""
+        state = self._states.get(trade.id)
+        if state is not None:
+            return state
+        raw = trade.get_custom_data(CUSTOM_DATA_KEY) if self._live else None
+        if raw:
+            try:
+                state = TradeState.from_json(raw)
+            except (ValueError, KeyError, TypeError, MetaStrategyError) as exc:
+                logger.warning("%s trade %s: unreadable frozen data (%s)", trade.pair, trade.id,
+                               exc)
+        if state is None:
+            if not trade.nr_of_successful_entries:
+                return None
+            state = self._adopt(trade)
+        self._states[trade.id] = state
+        return state
+
+    def _adopt(self, trade: Trade) -> TradeState:
+        """A trade opened without the plugin (or by hand): the default profile, current ATR."""
+        profile = self.ms_config.profiles[self.ms_config.selector.default_strategy]
+        df, _ = self.dp.get_analyzed_dataframe(trade.pair, self.timeframe)
+        atr = float(df["atr"].iloc[-1]) if df is not None and len(df) else math.nan
+        entry = float(trade.open_rate)
+        if not (math.isfinite(atr) and atr > 0):
+            atr = 0.01 * entry
+        logger.warning("%s trade %s has no frozen metastrategy data: managed by the default "
+                       "profile %s with 1R = current ATR %.8g", trade.pair, trade.id,
+                       profile.strategy_id, atr)
+        state = TradeState(TradePlan(profile, bool(trade.is_short), entry, atr),
+                           MarketRegime.UNKNOWN.value, float(trade.amount), None, False,
+                           stage=min(2, trade.nr_of_successful_exits))
+        self._persist(trade, state)
+        return state
+
+    # ------------------------------------------------------------------------------------------
+    # exits (hot path: O(1) per call)
+    # ------------------------------------------------------------------------------------------
+    def custom_stoploss(
+        self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
+        current_profit: float, after_fill: bool, **kwargs: Any,
+    ) -> float | None:
+        state = self._state(trade)
+        if state is None:
+            return None
+        plan = state.plan
+        best = (trade.min_rate if plan.is_short else trade.max_rate) or trade.open_rate
+        stop = plan.stop_price(state.stage, best)
+        return float(stoploss_from_absolute(stop, current_rate, is_short=plan.is_short,
+                                            leverage=trade.leverage or 1.0))
+
+    def adjust_trade_position(
+        self, trade: Trade, current_time: datetime, current_rate: float, current_profit: float,
+        min_stake: float | None, max_stake: float, current_entry_rate: float,
+        current_exit_rate: float, current_entry_profit: float, current_exit_profit: float,
+        **kwargs: Any,
+    ) -> tuple[float | None, str | None] | None:
+        """TP1 / TP2: partial exits once the best price has reached the level."""
+        if trade.has_open_orders:
+            return None
+        state = self._state(trade)
+        if state is None or state.stage >= 2:
+            return None
+        plan = state.plan
+        seen = (trade.min_rate if plan.is_short else trade.max_rate) or trade.open_rate
+        best = min(seen, current_rate) if plan.is_short else max(seen, current_rate)
+        new_stage, fraction = plan.partials_due(state.stage, best)
+        if new_stage == state.stage:
+            return None
+        stake = fraction * state.amount * trade.stake_amount / trade.amount
+        tag = "+".join(f"tp{i}" for i in range(state.stage + 1, new_stage + 1))
+        return -stake, tag
+
+    def custom_roi(
+        self, pair: str, trade: Trade, current_time: datetime, trade_duration: int,
+        entry_tag: str | None, side: str, **kwargs: Any,
+    ) -> float | None:
+        """TP3: the profit ratio at the TP3 price (computed once per trade)."""
+        state = self._state(trade)
+        if state is None:
+            return None
+        if state.tp3_roi is None:
+            state.tp3_roi = float(trade.calc_profit_ratio(state.plan.tp_prices[2]))
+        return state.tp3_roi
+
+    # ------------------------------------------------------------------------------------------
+    # fills and rewards
+    # ------------------------------------------------------------------------------------------
+    def order_filled(
+        self, pair: str, trade: Trade, order: Order, current_time: datetime, **kwargs: Any
+    ) -> None:
+        if order.ft_order_side == trade.entry_side:
+            if trade.nr_of_successful_entries == 1 and trade.id not in self._states:
+                self._freeze(pair, trade, current_time)
+            return
+        state = self._state(trade)
+        if state is None:
+            return
+        final = not trade.is_open or math.isclose(order.safe_amount_after_fee, trade.amount)
+        if not final:
+            tag = order.ft_order_tag or ""
+            stages = [int(t[2:]) for t in tag.split("+") if t[:2] == "tp" and t[2:].isdigit()]
+            if stages:
+                state.stage = max(state.stage, max(stages))
+                self._persist(trade, state)
+            return
+        if trade.is_open:  # backtest: this runs before the trade is closed
+            pnl = trade.realized_profit + trade.calculate_profit(
+                order.safe_price, order.safe_amount_after_fee, trade.open_rate
+            ).profit_abs
+        else:
+            pnl = trade.realized_profit
+        self._settle(trade, state, pnl, current_time)
+
+    def _settle(self, trade: Trade, state: TradeState, pnl: float, when: datetime) -> bool:
+        reward = state.plan.r_multiple(pnl, state.amount)
+        done = self.selector.update_reward(
+            trade.pair, state.regime, state.profile.strategy_id, reward,
+            trade_id=trade_key(trade), at=when, probability=state.probability,
+        )
+        if not trade.is_open or self._runmode in (RunMode.BACKTEST, RunMode.HYPEROPT):
+            self._states.pop(trade.id, None)
+        return done
+
+    def confirm_trade_exit(
+        self, pair: str, trade: Trade, order_type: str, amount: float, rate: float,
+        time_in_force: str, exit_reason: str, current_time: datetime, **kwargs: Any,
+    ) -> bool:
+        """Never blocks an exit, and does not learn: the fill (``order_filled``) does."""
+        return True
+
+    # ------------------------------------------------------------------------------------------
+    # introspection helpers (tests, reports)
+    # ------------------------------------------------------------------------------------------
+    def trade_state(self, trade_id: int) -> TradeState | None:
+        return self._states.get(trade_id)
+
+
+__all__ = ["CUSTOM_DATA_KEY", "MetaStrategyBase", "TradeState", "trade_key"]
