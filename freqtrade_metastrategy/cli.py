@@ -2,6 +2,7 @@
 
 Which store a command acts on, first match wins:
 
+0. ``show --file EXPORT.json``: an exported table (e.g. the one a backtest writes);
 1. ``--store URL`` (any SQLAlchemy URL, or ``memory``);
 2. ``-c/--config FILE``: the Freqtrade config's ``metastrategy.store_url``, else the default
    file under its ``user_data_dir``;
@@ -24,7 +25,7 @@ from typing import Any
 
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.qtable import QEntry
-from freqtrade_metastrategy.store import QStore, SqlStore, open_store
+from freqtrade_metastrategy.store import MemoryStore, QStore, SqlStore, open_store
 
 DEFAULT_USER_DATA = Path("user_data")
 
@@ -58,6 +59,11 @@ def resolve_store_url(args: argparse.Namespace) -> tuple[str | None, Path]:
 
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> QStore:
+    if args.command == "show" and args.file:
+        store = MemoryStore()
+        store.import_json(args.file)
+        store.location = str(args.file)
+        return store
     url, user_data = resolve_store_url(args)
     if url is None and not create:
         default = user_data / "metastrategy.sqlite"
@@ -186,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     show = sub.add_parser("show", parents=[common], help="print the Q-table")
+    show.add_argument("--file", help="an exported JSON file (e.g. a backtest's learned table)")
     show.add_argument("--symbol")
     show.add_argument("--regime")
     show.add_argument("--json", action="store_true", help="machine-readable output")

@@ -92,7 +92,8 @@ class MetaStrategyConfig:
                 raise ConfigError(
                     f"{SECTION}.{key}", f"unknown key; allowed: {', '.join(sorted(allowed))}"
                 )
-        thresholds = data.get("thresholds") or {}
+        thresholds = data.get("thresholds")
+        thresholds = {} if thresholds is None else thresholds
         if not isinstance(thresholds, Mapping):
             raise ConfigError(f"{SECTION}.thresholds", "must be an object {name: value}")
         selector_values = {k: data[k] for k in _SELECTOR_KEYS if k in data}

@@ -4,12 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,postgres]"
+bash scripts/setup.sh
 
 # A throwaway PostgreSQL for the store tests (unless the caller points at one already).
 if [ -z "${METASTRATEGY_TEST_PG_URL:-}" ]; then

@@ -1,0 +1,297 @@
+"""MetaStrategy run by Freqtrade, as users run it: CLI subprocesses against the loopback exchange.
+
+One full backtest of the bundled data (2022-2023, four pairs) runs twice per session and is
+shared by the assertions below; the other tests run short backtests or Freqtrade's analysis
+commands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import (
+    DATADIR,
+    REPO_ROOT,
+    FreqtradeRun,
+    OfflineConfig,
+    make_offline_env,
+    write_offline_config,
+)
+from freqtrade.data.converter import ohlcv_fill_up_missing_data
+
+from freqtrade_metastrategy.indicators import compute_regime_features
+from freqtrade_metastrategy.loopback import LoopbackExchange
+
+pytestmark = pytest.mark.slow
+
+STRATEGY_PATH = REPO_ROOT / "user_data" / "strategies"
+FULL_RANGE = "20220101-20240101"
+SHORT_RANGE = "20230101-20230401"
+
+
+def meta_config(tmp: Path, url: str, metastrategy: dict[str, Any] | None = None) -> OfflineConfig:
+    section = {"seed": 42, "backtest_qtable_file": str(tmp / "qtable.json")}
+    section.update(metastrategy or {})
+    return write_offline_config(
+        tmp, url,
+        overrides={"stake_amount": 1000, "dry_run_wallet": 10000, "max_open_trades": 4,
+                   "metastrategy": section},
+    )
+
+
+@dataclass
+class Backtest:
+    run: FreqtradeRun
+    config: OfflineConfig
+    trades: list[dict[str, Any]]
+    qtable: dict[str, Any]
+
+    @property
+    def ledger(self) -> list[dict[str, Any]]:
+        return list(self.qtable["ledger"])
+
+
+def read_trades(backtest_dir: Path, strategy: str = "MetaStrategy") -> list[dict[str, Any]]:
+    [zpath] = sorted(backtest_dir.glob("*.zip"))
+    with zipfile.ZipFile(zpath) as zf:
+        name = next(n for n in zf.namelist()
+                    if n.endswith(".json") and "_config" not in n and "market" not in n)
+        return list(json.loads(zf.read(name))["strategy"][strategy]["trades"])
+
+
+def backtest(
+    run_freqtrade: Callable[..., FreqtradeRun], cfg: OfflineConfig, timerange: str,
+) -> Backtest:
+    run = run_freqtrade(cfg.backtest_args("MetaStrategy", timerange, STRATEGY_PATH), timeout=300)
+    assert run.ok, run.tail()
+    qfile = cfg.directory / "qtable.json"
+    qtable = json.loads(qfile.read_text()) if qfile.exists() else {"entries": [], "ledger": []}
+    return Backtest(run, cfg, read_trades(cfg.backtest_dir), qtable)
+
+
+@pytest.fixture(scope="module")
+def full_runs(
+    tmp_path_factory: pytest.TempPathFactory, loopback_module: LoopbackExchange,
+) -> tuple[Backtest, Backtest]:
+    runner = module_runner()
+    runs = []
+    for i in range(2):
+        cfg = meta_config(tmp_path_factory.mktemp(f"full{i}"), loopback_module.url)
+        runs.append(backtest(runner, cfg, FULL_RANGE))
+    return runs[0], runs[1]
+
+
+@pytest.fixture(scope="module")
+def loopback_module() -> Any:
+    with LoopbackExchange(DATADIR, port=0) as exchange:
+        yield exchange
+
+
+def module_runner() -> Callable[..., FreqtradeRun]:
+    """``run_freqtrade`` for module-scoped fixtures (the conftest one is function-scoped)."""
+    import subprocess
+    import time
+
+    from conftest import FREQTRADE_FAILURE_MARKERS, freqtrade_command
+
+    def run(args: list[str], timeout: float = 300.0) -> FreqtradeRun:
+        cmd = [*freqtrade_command(), *args]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=make_offline_env(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        markers = [m for m in FREQTRADE_FAILURE_MARKERS if m in proc.stdout]
+        return FreqtradeRun(cmd, proc.returncode, proc.stdout, time.monotonic() - started,
+                            markers)
+
+    return run
+
+
+def ledger_by_trade(bt: Backtest) -> dict[tuple[str, str], dict[str, Any]]:
+    """Ledger rows keyed by (pair, open date): the strategy's trade key starts with both."""
+    out = {}
+    for row in bt.ledger:
+        pair, opened, _ = row["trade_id"].split("|")
+        out[(pair, pd.Timestamp(opened).isoformat())] = row
+    return out
+
+
+def signal_atr(pair: str) -> pd.Series:
+    """ATR(14) per candle on the data as Freqtrade loads it (missing candles filled)."""
+    df = pd.read_feather(DATADIR / f"{pair.replace('/', '_')}-1h.feather")
+    df = ohlcv_fill_up_missing_data(df, "1h", pair)
+    feats = compute_regime_features(df, "1h")
+    return pd.Series(feats["atr"].to_numpy(), index=df["date"])
+
+
+# ---------------------------------------------------------------------------------------------
+def test_backtest_learns_from_every_closed_trade(full_runs: tuple[Backtest, Backtest]) -> None:
+    bt, _ = full_runs
+    assert len(bt.trades) > 300
+    assert all(not t["is_open"] for t in bt.trades)
+    # exactly one settled reward per closed trade
+    assert len(bt.ledger) == len(bt.trades)
+    assert len({r["trade_id"] for r in bt.ledger}) == len(bt.ledger)
+    assert sum(e["count"] for e in bt.qtable["entries"]) == len(bt.trades)
+    profiles = Counter(r["strategy"] for r in bt.ledger)
+    assert len(profiles) >= 3, profiles
+    # the learned table is written where the log says
+    m = re.search(r"\[RL\] backtest Q-table \((\d+) rewards\) written to (\S+)", bt.run.output)
+    assert m and int(m.group(1)) == len(bt.trades)
+    assert Path(m.group(2)) == bt.config.directory / "qtable.json"
+
+
+def test_reward_times_risk_is_freqtrades_profit(full_runs: tuple[Backtest, Backtest]) -> None:
+    """settled R x 1R x filled entry amount == Freqtrade's profit_abs, for every trade."""
+    bt, _ = full_runs
+    rows = ledger_by_trade(bt)
+    atr = {pair: signal_atr(pair) for pair in {t["pair"] for t in bt.trades}}
+    exits = Counter()
+    for t in bt.trades:
+        opened = pd.Timestamp(t["open_date"])
+        row = rows[(t["pair"], opened.isoformat())]
+        one_r = atr[t["pair"]][opened - pd.Timedelta(hours=1)]
+        amount = sum(o["amount"] for o in t["orders"] if o["ft_is_entry"])
+        # profit_abs is rounded to 8 decimals by Freqtrade
+        assert row["reward"] * one_r * amount == pytest.approx(t["profit_abs"], abs=1e-6), t
+        exits.update(o["ft_order_tag"] for o in t["orders"] if not o["ft_is_entry"])
+    # the whole exit ladder was exercised
+    assert {"tp1", "stop_loss", "roi"} <= set(exits), exits
+    assert any(tag.startswith("tp2") or tag == "tp1+tp2" for tag in exits), exits
+
+
+def test_two_backtests_are_identical(full_runs: tuple[Backtest, Backtest]) -> None:
+    a, b = full_runs
+    keys = ("pair", "open_date", "close_date", "open_rate", "close_rate", "amount", "profit_abs",
+            "exit_reason")
+    assert [[t[k] for k in keys] for t in a.trades] == [[t[k] for k in keys] for t in b.trades]
+    assert a.qtable == b.qtable
+
+
+def test_backtests_never_touch_the_live_store(full_runs: tuple[Backtest, Backtest]) -> None:
+    for bt in full_runs:
+        assert not list(bt.config.user_data_dir.rglob("metastrategy.sqlite*"))
+
+
+def test_list_strategies_shows_metastrategy(
+    run_freqtrade: Callable[..., FreqtradeRun], offline_config: OfflineConfig
+) -> None:
+    run = run_freqtrade(["list-strategies", "--strategy-path", str(STRATEGY_PATH),
+                         *offline_config.config_args()])
+    assert run.ok, run.tail()
+    line = next(ln for ln in run.output.splitlines() if "MetaStrategy" in ln)
+    assert "OK" in line
+
+
+def test_lookahead_analysis_finds_no_bias(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path, loopback_exchange: LoopbackExchange
+) -> None:
+    cfg = meta_config(tmp_path, loopback_exchange.url)
+    run = run_freqtrade(["lookahead-analysis", "--strategy", "MetaStrategy", "--strategy-path",
+                         str(STRATEGY_PATH), "--datadir", str(DATADIR), *cfg.config_args(),
+                         "--timerange", SHORT_RANGE, "--targeted-trade-amount", "20",
+                         "--minimum-trade-amount", "10"], timeout=300)
+    assert run.ok, run.tail()
+    row = next(ln for ln in run.output.splitlines() if "│ MetaStrategy.py" in ln)
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    # filename, strategy, has_bias, total_signals, biased_entry, biased_exit, biased_indicators
+    assert cells[2] == "No" and int(cells[3]) >= 10, row
+    assert cells[4:7] == ["0", "0", ""], row
+
+
+def test_recursive_analysis_shows_no_drift_at_the_startup_count(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path, loopback_exchange: LoopbackExchange
+) -> None:
+    cfg = meta_config(tmp_path, loopback_exchange.url)
+    run = run_freqtrade(["recursive-analysis", "--strategy", "MetaStrategy", "--strategy-path",
+                         str(STRATEGY_PATH), "--datadir", str(DATADIR), *cfg.config_args(),
+                         "--timerange", SHORT_RANGE, "--startup-candle", "100", "400"])
+    assert run.ok, run.tail()
+    header = next(ln for ln in run.output.splitlines() if "Indicators" in ln)
+    assert "400 (from strategy)" in header
+    rows = [ln for ln in run.output.splitlines()
+            if ln.startswith("│") and "%" in ln]
+    assert any("adx" in r for r in rows)
+    for r in rows:
+        cells = [c.strip() for c in r.split("│")[1:-1]]
+        at_startup = cells[2]
+        assert at_startup in ("-", "0.000%", "-0.000%"), r
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"epsilon": 2.0}, "metastrategy.epsilon"),
+        ({"polcy": "ucb1"}, "metastrategy.polcy"),
+        ({"profiles": {"wide": {"base": "moderate", "r_tp2": 1.0}}},
+         "metastrategy.profiles.wide.r_tp2"),
+        ({"thresholds": {"trend_adx_threshold": 150}},
+         "metastrategy.thresholds.trend_adx_threshold"),
+        ({"default_strategy": "yolo"}, "metastrategy.default_strategy"),
+    ],
+)
+def test_invalid_config_stops_at_start_up_naming_the_key(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path,
+    loopback_exchange: LoopbackExchange, section: dict[str, Any], key: str,
+) -> None:
+    cfg = meta_config(tmp_path, loopback_exchange.url, section)
+    run = run_freqtrade(cfg.backtest_args("MetaStrategy", SHORT_RANGE, STRATEGY_PATH))
+    assert run.returncode == 2, run.tail()
+    assert f"Invalid metastrategy config: {key}:" in run.output, run.tail()
+    assert not list(cfg.backtest_dir.glob("*.zip"))
+
+
+def test_disabled_uses_the_default_strategy_for_every_trade(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path, loopback_exchange: LoopbackExchange
+) -> None:
+    cfg = meta_config(tmp_path, loopback_exchange.url,
+                      {"enabled": False, "default_strategy": "trend_rider"})
+    bt = backtest(run_freqtrade, cfg, SHORT_RANGE)
+    assert bt.trades
+    assert {r["strategy"] for r in bt.ledger} == {"trend_rider"}
+    assert len(bt.ledger) == len(bt.trades)
+
+
+@pytest.mark.parametrize("block", [True, False])
+def test_illiquid_blocks_entries(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path,
+    loopback_exchange: LoopbackExchange, block: bool,
+) -> None:
+    # A volume floor no pair reaches makes every candle illiquid.
+    cfg = meta_config(tmp_path, loopback_exchange.url, {
+        "block_illiquid": block, "thresholds": {"illiquid_volume_threshold": 1e15}})
+    bt = backtest(run_freqtrade, cfg, SHORT_RANGE)
+    if block:
+        assert bt.trades == []
+    else:
+        assert bt.trades and {r["regime"] for r in bt.ledger} == {"illiquid"}
+
+
+def test_pretrained_table_is_the_starting_point(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path,
+    loopback_exchange: LoopbackExchange, full_runs: tuple[Backtest, Backtest],
+) -> None:
+    pretrained = tmp_path / "pretrained.json"
+    pretrained.write_text(json.dumps(full_runs[0].qtable))
+    before = pretrained.read_bytes()
+    cold = backtest(run_freqtrade, meta_config(tmp_path / "cold", loopback_exchange.url),
+                    SHORT_RANGE)
+    warm = backtest(run_freqtrade, meta_config(
+        tmp_path / "warm", loopback_exchange.url, {"pretrained": str(pretrained)}), SHORT_RANGE)
+    assert pretrained.read_bytes() == before  # read, never written
+    # the warm run's cells hold the pretrained rewards plus its own; its ledger only its own
+    pre = sum(e["count"] for e in full_runs[0].qtable["entries"])
+    assert sum(e["count"] for e in warm.qtable["entries"]) == pre + len(warm.trades)
+    assert len(warm.ledger) == len(warm.trades)
+    cold_choice = [r["strategy"] for r in cold.ledger]
+    warm_choice = [r["strategy"] for r in warm.ledger]
+    assert cold_choice != warm_choice  # experience changed the decisions
