@@ -160,13 +160,13 @@ class MetaStrategyBase(IStrategy):
         "main_plot": {
             "ema_fast": {"color": "#2a9d8f"},
             "ema_slow": {"color": "#e9c46a"},
-            "ms_stop_long": {"color": "#e76f51", "type": "line"},
+            "ms_stop_long": {"color": "#e76f51"},
             "ms_tp1_long": {"color": "#90be6d"},
             "ms_tp2_long": {"color": "#43aa8b"},
             "ms_tp3_long": {"color": "#277da1"},
         },
         "subplots": {
-            "Regime": {"regime_code": {"color": "#6d597a", "type": "line"}},
+            "Regime": {"regime_code": {"color": "#6d597a"}},
             "ADX / trend strength": {"adx": {"color": "#355070"},
                                      "trend_strength": {"color": "#b56576"}},
             "ATR %": {"atr_pct": {"color": "#e56b6f"}},

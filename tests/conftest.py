@@ -9,6 +9,16 @@
   written into the repository). ``write_offline_config`` builds one for any port/overrides.
 - ``run_freqtrade``: run the ``freqtrade`` CLI as a subprocess from the repo root.
 
+Futures (USDT-M perpetuals, isolated margin):
+
+- ``futures_datadir``: a tmp datadir with the bundled spot files plus ``futures/`` data derived
+  from them (``derive_futures``: contract + mark candles = spot candles, funding 0.01%/8h).
+- ``futures_loopback_exchange``: a :class:`LoopbackExchange` serving it (spot and ``/fapi``).
+- ``offline_futures_config``: like ``offline_config`` with ``trading_mode: futures``,
+  ``margin_mode: isolated``, the ``BTC/USDT:USDT``... pairs, order-book pricing and ccxt told to
+  load linear markets; ``write_offline_futures_config(dir, url, datadir=...)`` builds one.
+  ``config.backtest_args(...)`` passes ``--datadir`` = the futures datadir.
+
 Trap: freqtrade exits 0 on a *configuration* error (``main.py`` leaves ``return_code`` None),
 so check its output as well as the return code (``FreqtradeRun.ok``).
 """
@@ -30,12 +40,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from freqtrade_metastrategy.loopback import DEFAULT_PORT, LoopbackExchange  # noqa: E402
+from freqtrade_metastrategy.loopback import (  # noqa: E402
+    DEFAULT_PORT,
+    LoopbackExchange,
+    derive_futures,
+)
 
 DATADIR = REPO_ROOT / "user_data" / "data" / "binance"
 OVERLAY = REPO_ROOT / "user_data" / "config.loopback.json"
 TEST_STRATEGY_PATH = REPO_ROOT / "tests" / "strategies"
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
+FUTURES_PAIRS = [f"{pair}:USDT" for pair in PAIRS]  # USDT-M perpetuals, e.g. BTC/USDT:USDT
 NO_PROXY = "127.0.0.1,localhost"
 OVERLAY_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 
@@ -45,6 +60,7 @@ FREQTRADE_FAILURE_MARKERS = (
     "Could not load markets",
     "Fatal exception",
     "Traceback (most recent call last)",
+    "No data found. Terminating.",
 )
 
 
@@ -109,9 +125,34 @@ def base_config(user_data_dir: Path, pairs: list[str] | None = None) -> dict[str
     }
 
 
+def futures_config_overrides(pairs: list[str] | None = None) -> dict[str, Any]:
+    """What turns :func:`base_config` into an isolated USDT-M futures config.
+
+    Binance futures tickers carry no price (``tickers_have_price: False``), so ticker pricing
+    (``use_order_book: false``) is a configuration error in futures mode: use the order book.
+    """
+    return {
+        "trading_mode": "futures",
+        "margin_mode": "isolated",
+        "exchange": {"pair_whitelist": list(pairs or FUTURES_PAIRS)},
+        "entry_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1},
+        "exit_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1},
+    }
+
+
+def _futures_overlay(overlay: dict[str, Any]) -> dict[str, Any]:
+    """The loopback overlay with ccxt loading USDT-M (``/fapi``) instead of spot markets."""
+    for key in ("ccxt_config", "ccxt_async_config"):
+        conf = overlay.get("exchange", {}).get(key)
+        if isinstance(conf, dict):
+            conf.setdefault("options", {}).setdefault("fetchMarkets", {})["types"] = ["linear"]
+    return overlay
+
+
 @dataclass(frozen=True)
 class OfflineConfig:
-    """Files of a generated offline config (see :func:`write_offline_config`)."""
+    """Files of a generated offline config (see :func:`write_offline_config` and
+    :func:`write_offline_futures_config`)."""
 
     directory: Path
     base: Path
@@ -120,6 +161,7 @@ class OfflineConfig:
     backtest_dir: Path
     url: str
     datadir: Path = DATADIR
+    trading_mode: str = "spot"
 
     def config_args(self) -> list[str]:
         return ["-c", str(self.base), "-c", str(self.overlay)]
@@ -154,19 +196,44 @@ def write_offline_config(
     *,
     pairs: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    datadir: Path = DATADIR,
 ) -> OfflineConfig:
     """Write ``base.json`` (+ ``overrides`` deep-merged) and ``loopback.json`` (the repo overlay
-    with its URLs pointed at ``url``) into ``directory``."""
+    with its URLs pointed at ``url``) into ``directory``. With ``overrides`` containing
+    ``"trading_mode": "futures"`` the overlay makes ccxt load linear (``/fapi``) markets."""
     directory.mkdir(parents=True, exist_ok=True)
     user_data_dir = directory / "user_data"
     backtest_dir = user_data_dir / "backtest_results"
     backtest_dir.mkdir(parents=True, exist_ok=True)
     config = _deep_update(base_config(user_data_dir, pairs), overrides or {})
+    trading_mode = str(config.get("trading_mode", "spot"))
     base = directory / "base.json"
     base.write_text(json.dumps(config, indent=2))
+    overlay_config = _rewrite_urls(json.loads(OVERLAY.read_text()), url)
+    if trading_mode == "futures":
+        overlay_config = _futures_overlay(overlay_config)
     overlay = directory / "loopback.json"
-    overlay.write_text(json.dumps(_rewrite_urls(json.loads(OVERLAY.read_text()), url), indent=2))
-    return OfflineConfig(directory, base, overlay, user_data_dir, backtest_dir, url)
+    overlay.write_text(json.dumps(overlay_config, indent=2))
+    return OfflineConfig(
+        directory, base, overlay, user_data_dir, backtest_dir, url, datadir, trading_mode
+    )
+
+
+def write_offline_futures_config(
+    directory: Path,
+    url: str,
+    *,
+    datadir: Path,
+    pairs: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> OfflineConfig:
+    """An offline isolated USDT-M futures config (:func:`futures_config_overrides`, then
+    ``overrides`` deep-merged) for a loopback exchange at ``url`` serving ``datadir`` (a
+    datadir with a Freqtrade ``futures/`` folder, e.g. the ``futures_datadir`` fixture).
+    ``pairs`` are perpetuals (default :data:`FUTURES_PAIRS`). The strategy sets leverage
+    through its ``leverage()`` callback (default 1x)."""
+    config_overrides = _deep_update(futures_config_overrides(pairs), overrides or {})
+    return write_offline_config(directory, url, overrides=config_overrides, datadir=datadir)
 
 
 @dataclass
@@ -189,6 +256,29 @@ class FreqtradeRun:
 def loopback_exchange() -> Iterator[LoopbackExchange]:
     with LoopbackExchange(DATADIR, port=0) as exchange:
         yield exchange
+
+
+@pytest.fixture(scope="session")
+def futures_datadir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Bundled spot slice + derived USDT-M perpetual data (``futures/``), generated once."""
+    datadir = tmp_path_factory.mktemp("futures-datadir")
+    derive_futures(DATADIR, datadir)
+    return datadir
+
+
+@pytest.fixture(scope="session")
+def futures_loopback_exchange(futures_datadir: Path) -> Iterator[LoopbackExchange]:
+    with LoopbackExchange(futures_datadir, port=0) as exchange:
+        yield exchange
+
+
+@pytest.fixture
+def offline_futures_config(
+    tmp_path: Path, futures_loopback_exchange: LoopbackExchange, futures_datadir: Path
+) -> OfflineConfig:
+    return write_offline_futures_config(
+        tmp_path / "ft-futures", futures_loopback_exchange.url, datadir=futures_datadir
+    )
 
 
 @pytest.fixture

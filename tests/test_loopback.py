@@ -1,4 +1,5 @@
-"""Loopback exchange: HTTP contract, ccxt compatibility, CLI lifecycle, offline backtest."""
+"""Loopback exchange: HTTP contract, ccxt compatibility, CLI lifecycle, offline backtests
+(spot, and USDT-M futures with short trades)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pandas as pd
 import pytest
 from conftest import (
     DATADIR,
+    FUTURES_PAIRS,
     OVERLAY,
     PAIRS,
     REPO_ROOT,
@@ -29,9 +31,15 @@ from conftest import (
     OfflineConfig,
     make_offline_env,
     write_offline_config,
+    write_offline_futures_config,
 )
 
-from freqtrade_metastrategy.loopback import LoopbackExchange, main
+from freqtrade_metastrategy.loopback import (
+    DEFAULT_FUNDING_RATE,
+    LoopbackExchange,
+    derive_futures,
+    main,
+)
 
 SYMBOLS = [p.replace("/", "") for p in PAIRS]
 HOUR_MS = 3_600_000
@@ -270,6 +278,56 @@ def test_overlay_keeps_every_binance_url_local() -> None:
 # -- CLI ---------------------------------------------------------------------------------------
 
 
+def test_cli_derives_and_serves_futures(tmp_path: Path) -> None:
+    dest = tmp_path / "data"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "freqtrade_metastrategy.loopback",
+            "--port",
+            "0",
+            "--datadir",
+            str(DATADIR),
+            "--derive-futures",
+            str(dest),
+            "--funding-rate",
+            "0.0002",
+        ],
+        cwd=REPO_ROOT,
+        env=make_offline_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _read_line(proc.stdout, timeout=20)
+        match = re.fullmatch(
+            r"loopback exchange listening on (http://127\.0\.0\.1:\d+) "
+            r"\(pairs: (.*)\) \(futures: (.*)\)\n",
+            line,
+        )
+        assert match, f"unexpected first line {line!r}"
+        assert match[2].split(", ") == PAIRS
+        assert match[3].split(", ") == FUTURES_PAIRS
+        _, rates = get(f"{match[1]}/fapi/v1/fundingRate?symbol=SOLUSDT&limit=1")
+        assert rates[0]["fundingRate"] == "0.00020000"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _close_pipes(proc)
+    assert (dest / "futures" / "XRP_USDT_USDT-1h-futures.feather").is_file()
+
+
+def _close_pipes(proc: subprocess.Popen[str]) -> None:
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def _read_line(stream: Any, timeout: float) -> str:
     result: list[str] = []
     reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
@@ -314,6 +372,7 @@ def test_cli_serves_until_signal(sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        _close_pipes(proc)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
 
@@ -322,6 +381,143 @@ def test_cli_rejects_missing_datadir(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["--port", "0", "--datadir", str(tmp_path / "nope")]) == 2
     assert "data directory not found" in capsys.readouterr().err
     assert main(["--port", "0", "--datadir", str(tmp_path)]) == 2  # no feather files
+
+
+# -- USDT-M futures: derived data + /fapi ------------------------------------------------------
+
+FUTURES_DIR_FILES = sorted(
+    f"{p.replace('/', '_')}_USDT-1h-{kind}.feather"
+    for p in PAIRS
+    for kind in ("futures", "mark", "funding_rate")
+)
+
+
+def test_derive_futures_writes_freqtrade_layout(tmp_path: Path) -> None:
+    written = derive_futures(DATADIR, tmp_path)
+    futures_dir = tmp_path / "futures"
+    assert sorted(f.name for f in futures_dir.iterdir()) == FUTURES_DIR_FILES
+    assert sorted(f.name for f in tmp_path.glob("*.feather")) == sorted(
+        f.name for f in DATADIR.glob("*.feather")
+    )
+    assert len(written) == len(FUTURES_DIR_FILES) + len(PAIRS)
+    for pair in PAIRS:
+        stem = futures_dir / pair.replace("/", "_")
+        spot = feather(pair)
+        contract = pd.read_feather(f"{stem}_USDT-1h-futures.feather")
+        pd.testing.assert_frame_equal(contract, spot, check_exact=True)
+        mark = pd.read_feather(f"{stem}_USDT-1h-mark.feather")
+        pd.testing.assert_frame_equal(mark.drop(columns="volume"), spot.drop(columns="volume"))
+        assert (mark["volume"] == 0).all()
+        funding = pd.read_feather(f"{stem}_USDT-1h-funding_rate.feather")
+        assert list(funding.columns) == ["date", "funding_rate"]
+        assert str(funding["date"].dtype) == "datetime64[ns, UTC]"
+        assert (funding["funding_rate"] == DEFAULT_FUNDING_RATE).all()
+        assert set(funding["date"].dt.hour) == {0, 8, 16}
+        assert (funding["date"].diff().dropna() == pd.Timedelta(hours=8)).all()
+        assert funding["date"].iloc[0] == spot["date"].iloc[0]
+        assert funding["date"].iloc[-1] == pd.Timestamp("2023-12-31 16:00", tz="UTC")
+    # deterministic: a second run writes the same values
+    again = tmp_path / "again"
+    derive_futures(DATADIR, again, include_spot=False)
+    assert not list(again.glob("*.feather"))
+    for name in FUTURES_DIR_FILES:
+        pd.testing.assert_frame_equal(
+            pd.read_feather(again / "futures" / name),
+            pd.read_feather(futures_dir / name),
+            check_exact=True,
+        )
+
+
+def test_fapi_serves_perpetuals(futures_loopback_exchange: LoopbackExchange) -> None:
+    url = futures_loopback_exchange.url
+    assert futures_loopback_exchange.futures_pairs == FUTURES_PAIRS
+    status, info = get(f"{url}/fapi/v1/exchangeInfo")
+    assert status == 200
+    assert [s["symbol"] for s in info["symbols"]] == SYMBOLS
+    for entry in info["symbols"]:
+        assert entry["contractType"] == "PERPETUAL" and entry["status"] == "TRADING"
+        assert entry["marginAsset"] == entry["quoteAsset"] == "USDT"
+        assert entry["onboardDate"] == ms("2021-11-01")
+    assert info["assets"] == [
+        {"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}
+    ]
+    # spot keeps working on the same exchange
+    _, spot = get(f"{url}/api/v3/exchangeInfo")
+    assert [s["symbol"] for s in spot["symbols"]] == SYMBOLS
+    start = ms("2023-01-01 00:00")
+    _, rows = get(f"{url}/fapi/v1/klines?symbol=BTCUSDT&interval=1h&startTime={start}&limit=2")
+    _, spot_rows = get(f"{url}/api/v3/klines?symbol=BTCUSDT&interval=1h&startTime={start}&limit=2")
+    assert rows == spot_rows
+    _, marks = get(
+        f"{url}/fapi/v1/markPriceKlines?symbol=BTCUSDT&interval=1h&startTime={start}&limit=2"
+    )
+    assert [r[:5] for r in marks] == [r[:5] for r in rows] and float(marks[0][5]) == 0.0
+    _, rates = get(f"{url}/fapi/v1/fundingRate?symbol=ETHUSDT&startTime={start}&limit=3")
+    assert [r["fundingTime"] for r in rates] == [start + i * 8 * HOUR_MS for i in range(3)]
+    assert {r["fundingRate"] for r in rates} == {"0.00010000"}
+    assert (
+        float(rates[0]["markPrice"])
+        == feather("ETH/USDT")
+        .set_index("date")
+        .loc[pd.Timestamp(start, unit="ms", tz="UTC"), "open"]
+    )
+    _, latest = get(f"{url}/fapi/v1/fundingRate?symbol=ETHUSDT&limit=2")
+    assert [r["fundingTime"] for r in latest] == [ms("2023-12-31 08:00"), ms("2023-12-31 16:00")]
+    _, premium = get(f"{url}/fapi/v1/premiumIndex?symbol=XRPUSDT")
+    assert float(premium["markPrice"]) == feather("XRP/USDT")["close"].iloc[-1]
+    assert premium["lastFundingRate"] == "0.00010000"
+    assert premium["nextFundingTime"] % (8 * HOUR_MS) == 0
+    assert get(f"{url}/fapi/v1/depth?symbol=DOGEUSDT") == (
+        400,
+        {"code": -1121, "msg": "Invalid symbol."},
+    )
+
+
+def test_fapi_without_futures_data_is_empty(loopback_exchange: LoopbackExchange) -> None:
+    assert loopback_exchange.futures_pairs == []
+    assert get(f"{loopback_exchange.url}/fapi/v1/klines?symbol=BTCUSDT&interval=1h") == (
+        400,
+        {"code": -1121, "msg": "Invalid symbol."},
+    )
+
+
+def test_ccxt_binance_reads_loopback_futures(
+    futures_loopback_exchange: LoopbackExchange, futures_datadir: Path, tmp_path: Path
+) -> None:
+    """ccxt's binance in swap mode, configured like an offline futures config, parses /fapi."""
+    ccxt = pytest.importorskip("ccxt")
+    config = write_offline_futures_config(
+        tmp_path, futures_loopback_exchange.url, datadir=futures_datadir
+    )
+    ccxt_config = json.loads(config.overlay.read_text())["exchange"]["ccxt_config"]
+    assert ccxt_config["options"]["fetchMarkets"]["types"] == ["linear"]
+    ccxt_config["options"]["defaultType"] = "swap"  # what freqtrade adds in futures mode
+    api = ccxt.binance(ccxt_config)
+    markets = api.load_markets()
+    assert sorted(markets) == sorted(FUTURES_PAIRS)
+    btc = markets["BTC/USDT:USDT"]
+    assert btc["swap"] and btc["linear"] and btc["active"] and btc["settle"] == "USDT"
+    assert btc["contractSize"] == 1.0 and btc["precision"]["price"] == 0.01
+    assert btc["limits"]["cost"]["min"] == 5.0
+    since = ms("2023-06-01")
+    candles = api.fetch_ohlcv("BTC/USDT:USDT", "1h", since=since, limit=3)
+    assert [c[0] for c in candles] == [since + i * HOUR_MS for i in range(3)]
+    marks = api.fetch_ohlcv("BTC/USDT:USDT", "1h", since=since, limit=3, params={"price": "mark"})
+    assert [c[:5] for c in marks] == [c[:5] for c in candles]
+    history = api.fetch_funding_rate_history("SOL/USDT:USDT", since=since, limit=4)
+    assert [h["timestamp"] for h in history] == [since + i * 8 * HOUR_MS for i in range(4)]
+    assert {h["fundingRate"] for h in history} == {DEFAULT_FUNDING_RATE}
+    rates = api.fetch_funding_rates()
+    assert sorted(rates) == sorted(FUTURES_PAIRS)
+    assert rates["ETH/USDT:USDT"]["fundingRate"] == DEFAULT_FUNDING_RATE
+    book = api.fetch_order_book("XRP/USDT:USDT", limit=5)
+    assert book["bids"][0][0] < book["asks"][0][0]
+    assert api.fetch_ticker("SOL/USDT:USDT")["last"] == feather("SOL/USDT")["close"].iloc[-1]
+    assert sorted(api.fetch_tickers()) == sorted(FUTURES_PAIRS)
+    bids_asks = api.fetch_bids_asks()
+    assert sorted(bids_asks) == sorted(FUTURES_PAIRS)
+    assert bids_asks["BTC/USDT:USDT"]["bid"] < bids_asks["BTC/USDT:USDT"]["ask"]
+    assert abs(api.fetch_time() - time.time() * 1000) < 60_000
 
 
 # -- end to end: a real offline freqtrade backtest ---------------------------------------------
@@ -370,3 +566,34 @@ def test_backtest_fails_without_loopback(
     assert not run.ok
     assert "Could not load markets" in run.output, run.tail()
     assert not list(config.backtest_dir.glob("*.zip"))
+
+
+@pytest.mark.slow
+def test_offline_futures_backtest_shorts(
+    futures_loopback_exchange: LoopbackExchange,
+    offline_futures_config: OfflineConfig,
+    run_freqtrade: Callable[..., FreqtradeRun],
+) -> None:
+    """Isolated USDT-M futures, 2x leverage, long + short EMA crosses: offline, with short trades
+    and funding fees from the derived funding-rate files."""
+    futures_loopback_exchange.requests.clear()
+    config = offline_futures_config
+    run = run_freqtrade(config.backtest_args("SmokeFuturesStrategy", "20230101-20230301"))
+    assert run.ok, run.tail()
+    assert "No history for" not in run.output  # futures, mark and funding_rate files all found
+    stats = _load_result(config.backtest_dir)["strategy"]["SmokeFuturesStrategy"]
+    assert (stats["trading_mode"], stats["margin_mode"]) == ("futures", "isolated")
+    trades = stats["trades"]
+    shorts = [t for t in trades if t["is_short"]]
+    assert len(shorts) > 0 and stats["trade_count_short"] == len(shorts)
+    assert all(t["profit_abs"] is not None and t["profit_ratio"] is not None for t in shorts)
+    assert {t["enter_tag"] for t in shorts} == {"ema_cross_down"}
+    assert {t["pair"] for t in trades} <= set(FUTURES_PAIRS)
+    assert {t["leverage"] for t in trades} == {2.0}
+    # positive funding rate: shorts receive, longs pay (both only across 00/08/16 UTC)
+    assert sum(t["funding_fees"] for t in shorts) > 0
+    assert sum(t["funding_fees"] for t in trades if not t["is_short"]) < 0
+    assert stats["backtest_start"].startswith("2023-01-01")
+    paths = {r.path for r in futures_loopback_exchange.requests}
+    assert "/fapi/v1/exchangeInfo" in paths
+    assert paths <= {"/fapi/v1/exchangeInfo", "/fapi/v1/time"}

@@ -295,3 +295,18 @@ def test_pretrained_table_is_the_starting_point(
     cold_choice = [r["strategy"] for r in cold.ledger]
     warm_choice = [r["strategy"] for r in warm.ledger]
     assert cold_choice != warm_choice  # experience changed the decisions
+
+
+def test_plot_dataframe_shows_regime_and_levels(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path, loopback_exchange: LoopbackExchange
+) -> None:
+    cfg = meta_config(tmp_path, loopback_exchange.url)
+    run = run_freqtrade(["plot-dataframe", "--strategy", "MetaStrategy", "--strategy-path",
+                         str(STRATEGY_PATH), "--datadir", str(DATADIR), *cfg.config_args(),
+                         "--timerange", "20231001-20231101", "-p", "BTC/USDT",
+                         "--trade-source", "DB"])
+    assert run.ok, run.tail()
+    [html] = (cfg.user_data_dir / "plot").glob("*.html")
+    names = set(re.findall(r'"name":"([^"]+)"', html.read_text()))
+    assert {"regime_code", "adx", "trend_strength", "atr_pct", "ms_stop_long", "ms_tp1_long",
+            "ms_tp2_long", "ms_tp3_long"} <= names

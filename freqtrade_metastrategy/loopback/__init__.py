@@ -1,4 +1,4 @@
-"""Loopback exchange: a local imitation of Binance's public spot REST API.
+"""Loopback exchange: a local imitation of Binance's public spot and USDT-M futures REST API.
 
 Freqtrade needs exchange markets even to backtest; offline it stops with "Could not load
 markets". Point ccxt at this server (``user_data/config.loopback.json``) and Freqtrade loads
@@ -10,21 +10,41 @@ user_data/data/binance`` or from Python::
     with LoopbackExchange("user_data/data/binance", port=0) as exchange:
         ...  # exchange.url, exchange.port
 
+Futures (``trading_mode: futures``): Freqtrade backtests perpetuals from
+``<datadir>/futures/*-futures|-mark|-funding_rate.feather`` files and loads the
+``BTC/USDT:USDT`` markets from ``/fapi/v1/exchangeInfo``. :func:`derive_futures` writes such a
+datadir from the spot slice (``--derive-futures DIR`` on the command line), and the exchange
+then serves ``/fapi`` from it; the ccxt config must ask for linear markets
+(``options.fetchMarkets.types: ["linear"]``).
+
 Never imports freqtrade.
 """
 
-from .candles import Candles, CandleStore, MarketData, ReplayMarketData, SymbolInfo
+from .candles import (
+    Candles,
+    CandleStore,
+    FundingRates,
+    FuturesMarketData,
+    MarketData,
+    ReplayMarketData,
+    SymbolInfo,
+)
 from .cli import main
+from .derive import DEFAULT_FUNDING_RATE, derive_futures
 from .server import DEFAULT_PORT, HOST, LoopbackExchange
 
 __all__ = [
+    "DEFAULT_FUNDING_RATE",
     "DEFAULT_PORT",
     "HOST",
     "CandleStore",
     "Candles",
+    "FundingRates",
+    "FuturesMarketData",
     "LoopbackExchange",
     "MarketData",
     "ReplayMarketData",
     "SymbolInfo",
+    "derive_futures",
     "main",
 ]

@@ -6,6 +6,14 @@ answers from Freqtrade feather files as they are on disk (historical timestamps)
 live mode can subclass it (or implement the protocol) to shift candles to the wall clock or
 to follow a price path set through a control endpoint, without touching the handlers.
 
+Two file layouts are read, both exactly as Freqtrade stores them:
+
+- spot (``market="spot"``): ``<datadir>/BTC_USDT-1h.feather``;
+- USDT-M perpetuals (``market="futures"``): ``<datadir>/futures/BTC_USDT_USDT-1h-futures.feather``
+  (contract candles; they define which perpetuals exist), ``...-1h-mark.feather`` /
+  ``-index`` / ``-premiumIndex`` (price candles) and ``...-1h-funding_rate.feather``
+  (``date, funding_rate`` rows, or the legacy OHLCV layout with the rate in ``open``).
+
 This module must not import freqtrade.
 """
 
@@ -46,6 +54,20 @@ _WEEK_ORIGIN_MS = 4 * 1440 * _MINUTE
 
 # Freqtrade spot file names: BTC_USDT-1h.feather (futures live in a futures/ subfolder).
 _FILE_RE = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<tf>\d+[smhdwM])\.feather$")
+# Freqtrade futures file names: futures/BTC_USDT_USDT-1h-futures.feather, ...-1h-mark.feather,
+# ...-1h-funding_rate.feather (pair BTC/USDT:USDT, candle type after the timeframe).
+_FUTURES_FILE_RE = re.compile(
+    r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)_(?P<settle>[A-Z0-9]+)-(?P<tf>\d+[smhdwM])"
+    r"-(?P<type>futures|mark|index|premiumIndex|funding_rate)\.feather$"
+)
+
+SPOT = "spot"
+FUTURES = "futures"
+MARKETS = (SPOT, FUTURES)
+# Freqtrade CandleType values of price candles (spot store: "spot"; futures store: the rest).
+MARK, INDEX, PREMIUM_INDEX = "mark", "index", "premiumIndex"
+PRICE_CANDLE_TYPES = (MARK, INDEX, PREMIUM_INDEX)
+FUNDING_RATE = "funding_rate"
 
 
 class UnknownSymbolError(KeyError):
@@ -58,20 +80,55 @@ class UnknownIntervalError(ValueError):
 
 @dataclass(frozen=True)
 class SymbolInfo:
-    """A spot market served by the loopback exchange."""
+    """A market served by the loopback exchange: spot (``settle`` None) or a perpetual
+    settled in ``settle`` (USDT-M when ``settle == quote``)."""
 
     base: str
     quote: str
+    settle: str | None = None
 
     @property
     def symbol(self) -> str:
-        """Binance market id, e.g. ``BTCUSDT``."""
+        """Binance market id, e.g. ``BTCUSDT`` (the same for spot and the perpetual)."""
         return f"{self.base}{self.quote}"
 
     @property
     def pair(self) -> str:
-        """Freqtrade / ccxt pair, e.g. ``BTC/USDT``."""
-        return f"{self.base}/{self.quote}"
+        """Freqtrade / ccxt pair, e.g. ``BTC/USDT`` or, for the perpetual, ``BTC/USDT:USDT``."""
+        spot = f"{self.base}/{self.quote}"
+        return spot if self.settle is None else f"{spot}:{self.settle}"
+
+    @property
+    def perpetual(self) -> bool:
+        return self.settle is not None
+
+
+@dataclass(frozen=True)
+class FundingRates:
+    """Funding events of one perpetual, sorted: ``time`` int64 ms (funding time, UTC) and the
+    ``rate`` paid at that time (positive: longs pay shorts)."""
+
+    time: npt.NDArray[np.int64]
+    rate: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.time.shape[0])
+
+    def select(self, start_ms: int | None, end_ms: int | None, limit: int) -> FundingRates:
+        """Binance ``/fapi/v1/fundingRate`` semantics: with ``start_ms`` the first ``limit``
+        events in [start, end], otherwise the last ``limit`` events up to ``end``."""
+        lo = 0 if start_ms is None else int(np.searchsorted(self.time, start_ms, "left"))
+        hi = len(self) if end_ms is None else int(np.searchsorted(self.time, end_ms, "right"))
+        if hi <= lo or limit <= 0:
+            lo = hi = 0
+        elif start_ms is not None:
+            hi = min(hi, lo + limit)
+        else:
+            lo = max(lo, hi - limit)
+        return FundingRates(self.time[lo:hi], self.rate[lo:hi])
+
+
+NO_FUNDING = FundingRates(np.empty(0, np.int64), np.empty(0, np.float64))
 
 
 @dataclass(frozen=True)
@@ -143,27 +200,68 @@ def resample(candles: Candles, target_ms: int) -> Candles:
 
 
 class CandleStore:
-    """Lazily loaded, cached candles of every ``<BASE>_<QUOTE>-<tf>.feather`` in a folder.
+    """Lazily loaded, cached candles of the Freqtrade feather files of one market.
 
-    Intervals missing on disk are aggregated from the coarsest finer interval that divides
-    them (e.g. 4h and 1d from 1h). Thread-safe.
+    ``market="spot"`` reads ``<datadir>/<BASE>_<QUOTE>-<tf>.feather``; ``market="futures"``
+    reads ``<datadir>/futures/<BASE>_<QUOTE>_<SETTLE>-<tf>-<type>.feather`` (a missing
+    ``futures`` folder is an empty store). Intervals missing on disk are aggregated from the
+    coarsest finer interval that divides them (e.g. 4h and 1d from 1h). Thread-safe.
     """
 
-    def __init__(self, datadir: Path | str) -> None:
+    def __init__(self, datadir: Path | str, market: str = SPOT) -> None:
+        if market not in MARKETS:
+            raise ValueError(f"market must be one of {MARKETS}, not {market!r}")
         self.datadir = Path(datadir)
+        self.market = market
         if not self.datadir.is_dir():
             raise FileNotFoundError(f"data directory not found: {self.datadir}")
-        self._files: dict[str, dict[str, Path]] = {}
+        # primary candle type: what /klines serves and what defines the listed symbols
+        self.candle_type = SPOT if market == SPOT else FUTURES
+        # symbol -> candle type -> interval -> file
+        self._files: dict[str, dict[str, dict[str, Path]]] = {}
+        self._funding_files: dict[str, Path] = {}
         self._symbols: dict[str, SymbolInfo] = {}
+        if market == SPOT:
+            self._scan_spot()
+        else:
+            self._scan_futures()
+        self._cache: dict[tuple[str, str, str], Candles] = {}
+        self._funding_cache: dict[str, FundingRates] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        """Where the files are: ``datadir`` (spot) or ``datadir/futures``."""
+        return self.datadir if self.market == SPOT else self.datadir / "futures"
+
+    def _scan_spot(self) -> None:
         for path in sorted(self.datadir.glob("*.feather")):
             match = _FILE_RE.match(path.name)
             if match is None or match["tf"] not in INTERVAL_MS:
                 continue
             info = SymbolInfo(match["base"], match["quote"])
             self._symbols[info.symbol] = info
-            self._files.setdefault(info.symbol, {})[match["tf"]] = path
-        self._cache: dict[tuple[str, str], Candles] = {}
-        self._lock = threading.Lock()
+            self._files.setdefault(info.symbol, {}).setdefault(SPOT, {})[match["tf"]] = path
+
+    def _scan_futures(self) -> None:
+        matches = [
+            (path, m)
+            for path in sorted(self.folder.glob("*.feather"))
+            if (m := _FUTURES_FILE_RE.match(path.name)) is not None and m["tf"] in INTERVAL_MS
+        ]
+        # contract candles define the symbols; a pair with only mark/funding files is ignored
+        for _, m in matches:
+            if m["type"] == FUTURES:
+                info = SymbolInfo(m["base"], m["quote"], m["settle"])
+                self._symbols.setdefault(info.symbol, info)
+        for path, m in matches:
+            listed = self._symbols.get(m["base"] + m["quote"])
+            if listed is None or listed.settle != m["settle"]:
+                continue
+            if m["type"] == FUNDING_RATE:
+                self._funding_files.setdefault(listed.symbol, path)
+            else:
+                self._files.setdefault(listed.symbol, {}).setdefault(m["type"], {})[m["tf"]] = path
 
     def symbols(self) -> list[SymbolInfo]:
         return list(self._symbols.values())
@@ -174,26 +272,46 @@ class CandleStore:
         except KeyError:
             raise UnknownSymbolError(symbol) from None
 
-    def stored_intervals(self, symbol: str) -> list[str]:
-        """Intervals with a file on disk, finest first."""
-        self.symbol_info(symbol)
-        return sorted(self._files[symbol], key=INTERVAL_MS.__getitem__)
+    def has_candles(self, symbol: str, candle_type: str) -> bool:
+        return bool(self._files.get(symbol, {}).get(candle_type))
 
-    def candles(self, symbol: str, interval: str) -> Candles:
+    def stored_intervals(self, symbol: str, candle_type: str | None = None) -> list[str]:
+        """Intervals with a file on disk, finest first (primary candle type by default)."""
+        self.symbol_info(symbol)
+        files = self._files[symbol].get(candle_type or self.candle_type, {})
+        return sorted(files, key=INTERVAL_MS.__getitem__)
+
+    def candles(self, symbol: str, interval: str, candle_type: str | None = None) -> Candles:
+        """Candles of ``candle_type`` (default: the store's primary type; empty when no file
+        of that type can provide ``interval``)."""
         target = interval_ms(interval)
         self.symbol_info(symbol)
-        key = (symbol, interval)
+        key = (symbol, candle_type or self.candle_type, interval)
         with self._lock:
             cached = self._cache.get(key)
             if cached is None:
-                cached = self._build(symbol, interval, target)
+                cached = self._build(self._files[symbol].get(key[1], {}), target)
                 self._cache[key] = cached
         return cached
 
-    def _build(self, symbol: str, interval: str, target: int) -> Candles:
-        files = self._files[symbol]
-        if interval in files:
-            return _read_feather(files[interval], target)
+    def funding_rates(self, symbol: str) -> FundingRates:
+        """Funding events from the ``-funding_rate`` file (none if there is no file)."""
+        self.symbol_info(symbol)
+        path = self._funding_files.get(symbol)
+        if path is None:
+            return NO_FUNDING
+        with self._lock:
+            cached = self._funding_cache.get(symbol)
+            if cached is None:
+                cached = _read_funding(path)
+                self._funding_cache[symbol] = cached
+        return cached
+
+    @staticmethod
+    def _build(files: dict[str, Path], target: int) -> Candles:
+        for tf, path in files.items():
+            if INTERVAL_MS[tf] == target:
+                return _read_feather(path, target)
         finer = [tf for tf in files if target % INTERVAL_MS[tf] == 0 and INTERVAL_MS[tf] < target]
         if not finer:
             return Candles(np.empty(0, np.int64), np.empty((0, 5), np.float64), target)
@@ -204,10 +322,21 @@ class CandleStore:
 def _read_feather(path: Path, interval: int) -> Candles:
     frame = pd.read_feather(path, columns=["date", "open", "high", "low", "close", "volume"])
     frame = frame.sort_values("date").drop_duplicates("date", keep="last")
-    naive_utc = pd.to_datetime(frame["date"], utc=True).dt.tz_localize(None)
-    open_time = np.asarray(naive_utc.to_numpy("datetime64[ms]")).astype(np.int64)
+    open_time = _to_ms(frame["date"])
     ohlcv = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
     return Candles(open_time, ohlcv, interval)
+
+
+def _to_ms(dates: pd.Series) -> npt.NDArray[np.int64]:
+    naive_utc = pd.to_datetime(dates, utc=True).dt.tz_localize(None)
+    return np.asarray(naive_utc.to_numpy("datetime64[ms]")).astype(np.int64)
+
+
+def _read_funding(path: Path) -> FundingRates:
+    frame = pd.read_feather(path)
+    column = FUNDING_RATE if FUNDING_RATE in frame.columns else "open"  # legacy: rate in open
+    frame = frame[["date", column]].dropna().sort_values("date").drop_duplicates("date")
+    return FundingRates(_to_ms(frame["date"]), frame[column].to_numpy(dtype=np.float64))
 
 
 class MarketData(Protocol):
@@ -242,6 +371,36 @@ class MarketData(Protocol):
 
     def server_time_ms(self) -> int:
         """The exchange clock (``/api/v3/time``)."""
+        ...
+
+
+class FuturesMarketData(MarketData, Protocol):
+    """What the USDT-M futures (``/fapi``) handlers need on top of :class:`MarketData`."""
+
+    def price_klines(
+        self,
+        symbol: str,
+        interval: str,
+        price: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+    ) -> Candles:
+        """Mark / index / premium-index candles (``price`` in :data:`PRICE_CANDLE_TYPES`)."""
+        ...
+
+    def funding_history(
+        self, symbol: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> FundingRates:
+        """Funding events with ``/fapi/v1/fundingRate`` selection semantics."""
+        ...
+
+    def mark_price(self, symbol: str) -> float:
+        """Current mark price (``/fapi/v1/premiumIndex``)."""
+        ...
+
+    def last_funding_rate(self, symbol: str) -> float:
+        """The most recent funding rate (0 when there is no funding data)."""
         ...
 
 
@@ -285,3 +444,42 @@ class ReplayMarketData:
 
     def server_time_ms(self) -> int:
         return int(time.time() * 1000)
+
+    # -- futures (FuturesMarketData) -------------------------------------------------------
+    def price_klines(
+        self,
+        symbol: str,
+        interval: str,
+        price: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+    ) -> Candles:
+        """Stored ``-mark`` / ``-index`` / ``-premiumIndex`` candles. Without a file, mark and
+        index candles are the contract's own candles (mark = last) and the premium index is 0
+        at the contract's candle times."""
+        if price not in PRICE_CANDLE_TYPES:
+            raise ValueError(f"price must be one of {PRICE_CANDLE_TYPES}, not {price!r}")
+        if self.store.has_candles(symbol, price):
+            return self.store.candles(symbol, interval, price).select(start_ms, end_ms, limit)
+        own = self.klines(symbol, interval, start_ms, end_ms, limit)
+        if price == PREMIUM_INDEX:
+            return Candles(own.open_time, np.zeros_like(own.ohlcv), own.interval_ms)
+        return own
+
+    def funding_history(
+        self, symbol: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> FundingRates:
+        return self.store.funding_rates(symbol).select(start_ms, end_ms, limit)
+
+    def mark_price(self, symbol: str) -> float:
+        marks = self.store.stored_intervals(symbol, MARK)
+        if marks:
+            candles = self.store.candles(symbol, marks[0], MARK)
+            if len(candles):
+                return float(candles.ohlcv[-1, 3])
+        return self.last_price(symbol)
+
+    def last_funding_rate(self, symbol: str) -> float:
+        rates = self.store.funding_rates(symbol)
+        return float(rates.rate[-1]) if len(rates) else 0.0

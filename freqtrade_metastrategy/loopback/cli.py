@@ -14,11 +14,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .derive import DEFAULT_FUNDING_RATE, derive_futures
 from .server import DEFAULT_PORT, LoopbackExchange
 
 DESCRIPTION = (
-    "Serve Binance's public spot REST API on 127.0.0.1 from Freqtrade feather files, "
-    "so Freqtrade can load markets (and candles) with no internet."
+    "Serve Binance's public spot (and USDT-M futures) REST API on 127.0.0.1 from Freqtrade "
+    "feather files, so Freqtrade can load markets (and candles) with no internet."
 )
 
 
@@ -34,6 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         type=Path,
         default=Path("user_data/data/binance"),
         help="folder with <BASE>_<QUOTE>-<tf>.feather files (default user_data/data/binance)",
+    )
+    parser.add_argument(
+        "--derive-futures",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "write USDT-M perpetual data derived from --datadir's spot files into DIR/futures "
+            "(Freqtrade layout; spot files copied to DIR too) and serve DIR, for offline "
+            "futures backtests with --datadir DIR"
+        ),
+    )
+    parser.add_argument(
+        "--funding-rate",
+        type=float,
+        default=DEFAULT_FUNDING_RATE,
+        help=f"constant funding rate per 8h for --derive-futures (default {DEFAULT_FUNDING_RATE})",
     )
     parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
     return parser
@@ -64,8 +81,14 @@ def run(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, request_stop)
     try:
         try:
+            datadir = args.datadir
+            derive_to = getattr(args, "derive_futures", None)
+            if derive_to is not None:
+                rate = getattr(args, "funding_rate", DEFAULT_FUNDING_RATE)
+                derive_futures(datadir, derive_to, funding_rate=rate)
+                datadir = derive_to
             exchange = LoopbackExchange(
-                args.datadir, port=args.port, log_requests=args.log_requests
+                datadir, port=args.port, log_requests=args.log_requests
             ).start()
         except (OSError, ValueError) as err:
             print(f"loopback exchange: {err}", file=sys.stderr, flush=True)
@@ -84,5 +107,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
-    """``python -m freqtrade_metastrategy.loopback [--port N] [--datadir DIR]``."""
+    """``python -m freqtrade_metastrategy.loopback [--port N] [--datadir DIR]
+    [--derive-futures DIR [--funding-rate R]]``."""
     return run(build_parser(prog).parse_args(argv))

@@ -1,6 +1,7 @@
 """Binance-shaped JSON payloads built from a :class:`~.candles.MarketData`.
 
-Pure functions (no I/O, no HTTP): exchangeInfo, klines rows, order book, tickers.
+Pure functions (no I/O, no HTTP): exchangeInfo, klines rows, order book, tickers, and the
+USDT-M futures (``/fapi``) variants: perpetual exchangeInfo entries, funding rates, mark price.
 Numbers are rendered as Binance does: decimal strings with 8 places.
 This module must not import freqtrade.
 """
@@ -15,11 +16,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .candles import Candles, MarketData, SymbolInfo
+from .candles import Candles, FundingRates, MarketData, SymbolInfo
 
 JSON = dict[str, Any]
 
 MIN_NOTIONAL = 5.0  # USDT, Binance spot's NOTIONAL filter
+# USDT-M MIN_NOTIONAL: Binance asks 5 USDT for most perpetuals (100 for BTCUSDT, 20 for ETHUSDT);
+# the loopback uses 5 everywhere so small test stakes are never rejected.
+FUTURES_MIN_NOTIONAL = 5.0
+PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # 2100-12-25: Binance's deliveryDate of perpetuals
 MAX_NOTIONAL = 9_000_000.0
 MAX_DECIMALS = 8
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
@@ -189,6 +194,86 @@ def symbol_entry(rules: MarketRules) -> JSON:
     }
 
 
+def futures_symbol_entry(rules: MarketRules, onboard_ms: int) -> JSON:
+    """One ``symbols[]`` entry of ``/fapi/v1/exchangeInfo``: a TRADING USDT-M perpetual
+    (ccxt parses it as ``BASE/QUOTE:SETTLE``, type swap, linear)."""
+    info = rules.info
+    tick = fmt(rules.tick, rules.price_decimals)
+    step = fmt(rules.step, rules.qty_decimals)
+    return {
+        "symbol": info.symbol,
+        "pair": info.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": PERPETUAL_DELIVERY_MS,
+        "onboardDate": onboard_ms,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": info.base,
+        "quoteAsset": info.quote,
+        "marginAsset": info.settle or info.quote,
+        "pricePrecision": rules.price_decimals,
+        "quantityPrecision": rules.qty_decimals,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": tick,
+                "maxPrice": fmt(1_000_000.0, rules.price_decimals),
+                "tickSize": tick,
+            },
+            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000", "stepSize": step},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": step,
+                "maxQty": "1000000",
+                "stepSize": step,
+            },
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": fmt(FUTURES_MIN_NOTIONAL, 0)},
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
+        ],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+            "TRAILING_STOP_MARKET",
+        ],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        "permissionSets": ["GRID", "COPY"],
+    }
+
+
+def futures_exchange_info(server_time_ms: int, entries: list[JSON]) -> JSON:
+    """``/fapi/v1/exchangeInfo`` (``/dapi`` has the same envelope)."""
+    payload = exchange_info(server_time_ms, entries)
+    payload["assets"] = sorted(
+        (
+            {"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"}
+            for a in {e["marginAsset"] for e in entries}
+        ),
+        key=lambda a: str(a["asset"]),
+    )
+    return payload
+
+
 def exchange_info(server_time_ms: int, entries: list[JSON]) -> JSON:
     """``exchangeInfo`` envelope (spot, USD-M and COIN-M share the outer shape)."""
     return {
@@ -337,4 +422,53 @@ def ticker_24hr(rules: MarketRules, book: Book, day: Candles, last: float) -> JS
         "firstId": 1,
         "lastId": max(1, len(day)),
         "count": max(1, len(day)),
+    }
+
+
+def futures_ticker_24hr(rules: MarketRules, book: Book, day: Candles, last: float) -> JSON:
+    """``/fapi/v1/ticker/24hr``: like spot without bid/ask (Freqtrade merges bookTicker in)."""
+    ticker = ticker_24hr(rules, book, day, last)
+    for key in ("prevClosePrice", "bidPrice", "bidQty", "askPrice", "askQty"):
+        del ticker[key]
+    return ticker
+
+
+def funding_rate_rows(
+    symbol: str, rates: FundingRates, marks: dict[int, float] | None = None
+) -> list[JSON]:
+    """``/fapi/v1/fundingRate`` rows; ``marks`` maps funding time -> mark price."""
+    marks = marks or {}
+    return [
+        {
+            "symbol": symbol,
+            "fundingTime": t,
+            "fundingRate": fmt(r),
+            "markPrice": fmt(marks[t]) if t in marks else "",
+        }
+        for t, r in zip(rates.time.tolist(), rates.rate.tolist(), strict=True)
+    ]
+
+
+def next_funding_time(now_ms: int, interval_ms: int) -> int:
+    """The next funding event after ``now_ms`` (events on multiples of ``interval_ms``).
+
+    >>> next_funding_time(1, 8 * 3_600_000), next_funding_time(0, 8 * 3_600_000)
+    (28800000, 28800000)
+    """
+    return (now_ms // interval_ms + 1) * interval_ms
+
+
+def premium_index(
+    symbol: str, mark: float, funding_rate: float, now_ms: int, next_funding_ms: int
+) -> JSON:
+    """``/fapi/v1/premiumIndex`` entry (mark = index = settle price; no basis)."""
+    return {
+        "symbol": symbol,
+        "markPrice": fmt(mark),
+        "indexPrice": fmt(mark),
+        "estimatedSettlePrice": fmt(mark),
+        "lastFundingRate": fmt(funding_rate),
+        "interestRate": fmt(0.0001),
+        "nextFundingTime": next_funding_ms,
+        "time": now_ms,
     }

@@ -1,8 +1,10 @@
 """The loopback exchange: a standard-library HTTP server imitating Binance's public REST API.
 
-Only what Freqtrade + ccxt's ``binance`` call for spot markets is answered (see
-:data:`ROUTES`); everything else gets Binance's error shape with HTTP 404 and is logged to
-stderr, which is how missing endpoints are found. Binds 127.0.0.1 only. Usage::
+Only what Freqtrade + ccxt's ``binance`` call for spot markets (``/api/v3``) and USDT-M
+perpetuals (``/fapi``, served when the datadir has a Freqtrade ``futures/`` folder, see
+:mod:`.derive`) is answered (see :data:`ROUTES`); everything else gets Binance's error shape
+with HTTP 404 and is logged to stderr, which is how missing endpoints are found. Binds
+127.0.0.1 only. Usage::
 
     with LoopbackExchange("user_data/data/binance", port=0) as exchange:
         fetch(exchange.url + "/api/v3/exchangeInfo")
@@ -25,7 +27,13 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from .candles import (
+    FUTURES,
+    INDEX,
+    MARK,
+    PREMIUM_INDEX,
+    SPOT,
     CandleStore,
+    FuturesMarketData,
     MarketData,
     ReplayMarketData,
     UnknownIntervalError,
@@ -39,9 +47,15 @@ from .markets import (
     depth_limit,
     depth_payload,
     exchange_info,
+    funding_rate_rows,
+    futures_exchange_info,
+    futures_symbol_entry,
+    futures_ticker_24hr,
     kline_rows,
     market_rules,
+    next_funding_time,
     order_book,
+    premium_index,
     symbol_entry,
     ticker_24hr,
 )
@@ -50,6 +64,10 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 18080
 KLINES_DEFAULT_LIMIT = 500
 KLINES_MAX_LIMIT = 1000
+FUTURES_KLINES_MAX_LIMIT = 1500
+FUNDING_DEFAULT_LIMIT = 100
+FUNDING_MAX_LIMIT = 1000
+FUNDING_INTERVAL_MS = 8 * 3_600_000
 DAY_MS = 86_400_000
 
 
@@ -96,23 +114,44 @@ Handler = Callable[["LoopbackApi", Request], Any]
 
 
 class LoopbackApi:
-    """Endpoint implementations over a :class:`MarketData` (no HTTP in here)."""
+    """Endpoint implementations over a spot :class:`MarketData` and, optionally, a USDT-M
+    :class:`FuturesMarketData` (no HTTP in here). Without futures data ``/fapi`` lists no
+    symbols and answers "Invalid symbol." for any."""
 
-    def __init__(self, data: MarketData) -> None:
+    def __init__(self, data: MarketData, futures: FuturesMarketData | None = None) -> None:
         self.data = data
-        self._rules: dict[str, MarketRules] = {}
+        self.futures = futures
+        self._rules: dict[tuple[str, str], MarketRules] = {}
         self._lock = threading.Lock()
         self._update_id = 0
 
     # -- helpers ---------------------------------------------------------------------------
-    def rules(self, symbol: str) -> MarketRules:
+    def market(self, market: str) -> MarketData:
+        if market == FUTURES:
+            if self.futures is None:
+                raise ApiError(400, -1121, "Invalid symbol.")
+            return self.futures
+        return self.data
+
+    def futures_data(self) -> FuturesMarketData:
+        if self.futures is None:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        return self.futures
+
+    def listed(self, market: str) -> list[str]:
+        if market == FUTURES and self.futures is None:
+            return []
+        return [info.symbol for info in self.market(market).symbols()]
+
+    def rules(self, symbol: str, market: str = SPOT) -> MarketRules:
+        key = (market, symbol)
         try:
             with self._lock:
-                cached = self._rules.get(symbol)
+                cached = self._rules.get(key)
             if cached is None:
-                cached = market_rules(self.data, symbol)
+                cached = market_rules(self.market(market), symbol)
                 with self._lock:
-                    self._rules[symbol] = cached
+                    self._rules[key] = cached
             return cached
         except UnknownSymbolError:
             raise ApiError(400, -1121, "Invalid symbol.") from None
@@ -122,11 +161,11 @@ class LoopbackApi:
             self._update_id += 1
             return self._update_id
 
-    def requested_symbols(self, req: Request) -> list[str]:
+    def requested_symbols(self, req: Request, market: str = SPOT) -> list[str]:
         """``symbol=X`` or ``symbols=["X","Y"]`` or (neither) every symbol."""
         single = req.get("symbol")
         if single:
-            self.rules(single)
+            self.rules(single, market)
             return [single]
         many = req.get("symbols")
         if many:
@@ -137,15 +176,58 @@ class LoopbackApi:
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise ApiError(400, -1100, "Illegal characters found in parameter 'symbols'.")
             for name in names:
-                self.rules(name)
+                self.rules(name, market)
             return list(names)
-        return [info.symbol for info in self.data.symbols()]
+        return self.listed(market)
 
-    def book(self, symbol: str, levels: int) -> tuple[MarketRules, Book]:
-        rules = self.rules(symbol)
-        return rules, order_book(rules, self.data.last_price(symbol), levels)
+    def book(self, symbol: str, levels: int, market: str = SPOT) -> tuple[MarketRules, Book]:
+        rules = self.rules(symbol, market)
+        return rules, order_book(rules, self.market(market).last_price(symbol), levels)
 
-    # -- endpoints -------------------------------------------------------------------------
+    def _limit(self, req: Request, default: int, maximum: int) -> int:
+        limit = req.get_int("limit")
+        return default if limit is None else max(1, min(limit, maximum))
+
+    def _klines(
+        self, req: Request, market: str, *, symbol_param: str = "symbol", price: str | None = None
+    ) -> list[list[Any]]:
+        symbol = req.require(symbol_param)
+        interval = req.require("interval")
+        self.rules(symbol, market)
+        maximum = KLINES_MAX_LIMIT if market == SPOT else FUTURES_KLINES_MAX_LIMIT
+        limit = self._limit(req, KLINES_DEFAULT_LIMIT, maximum)
+        start, end = req.get_int("startTime"), req.get_int("endTime")
+        try:
+            if price is None:
+                candles = self.market(market).klines(symbol, interval, start, end, limit)
+            else:
+                candles = self.futures_data().price_klines(
+                    symbol, interval, price, start, end, limit
+                )
+        except UnknownIntervalError:
+            raise ApiError(400, -1120, "Invalid interval.") from None
+        return kline_rows(candles)
+
+    def _ticker_price(self, req: Request, market: str, with_time: bool) -> JSON | list[JSON]:
+        data = self.market(market)
+        prices: list[JSON] = []
+        for s in self.requested_symbols(req, market):
+            entry: JSON = {"symbol": s, "price": f"{data.last_price(s):.8f}"}
+            if with_time:
+                entry["time"] = data.server_time_ms()
+            prices.append(entry)
+        return prices[0] if req.get("symbol") else prices
+
+    def _book_ticker(self, req: Request, market: str) -> JSON | list[JSON]:
+        tickers = []
+        for s in self.requested_symbols(req, market):
+            ticker = book_ticker(*self.book(s, 1, market))
+            if market == FUTURES:
+                ticker["time"] = self.data.server_time_ms()
+            tickers.append(ticker)
+        return tickers[0] if req.get("symbol") else tickers
+
+    # -- spot endpoints ----------------------------------------------------------------------
     def ping(self, req: Request) -> JSON:
         return {}
 
@@ -157,23 +239,13 @@ class LoopbackApi:
         return exchange_info(self.data.server_time_ms(), entries)
 
     def derivatives_exchange_info(self, req: Request) -> JSON:
+        """``/dapi/v1/exchangeInfo``: no COIN-M markets."""
         payload = exchange_info(self.data.server_time_ms(), [])
         payload["assets"] = []
         return payload
 
     def klines(self, req: Request) -> list[list[Any]]:
-        symbol = req.require("symbol")
-        interval = req.require("interval")
-        self.rules(symbol)
-        limit = req.get_int("limit")
-        limit = KLINES_DEFAULT_LIMIT if limit is None else max(1, min(limit, KLINES_MAX_LIMIT))
-        try:
-            candles = self.data.klines(
-                symbol, interval, req.get_int("startTime"), req.get_int("endTime"), limit
-            )
-        except UnknownIntervalError:
-            raise ApiError(400, -1120, "Invalid interval.") from None
-        return kline_rows(candles)
+        return self._klines(req, SPOT)
 
     def depth(self, req: Request) -> JSON:
         symbol = req.require("symbol")
@@ -190,15 +262,99 @@ class LoopbackApi:
         return tickers[0] if req.get("symbol") else tickers
 
     def ticker_price(self, req: Request) -> JSON | list[JSON]:
-        prices = [
-            {"symbol": s, "price": f"{self.data.last_price(s):.8f}"}
-            for s in self.requested_symbols(req)
-        ]
-        return prices[0] if req.get("symbol") else prices
+        return self._ticker_price(req, SPOT, with_time=False)
 
     def book_ticker(self, req: Request) -> JSON | list[JSON]:
-        tickers = [book_ticker(*self.book(s, 1)) for s in self.requested_symbols(req)]
+        return self._book_ticker(req, SPOT)
+
+    # -- USDT-M futures endpoints (/fapi) ----------------------------------------------------
+    def futures_exchange_info(self, req: Request) -> JSON:
+        entries = []
+        if self.futures is not None:
+            for symbol in self.listed(FUTURES):
+                first = self.futures.klines(symbol, "1d", 0, None, 1)
+                onboard = int(first.open_time[0]) if len(first) else 0
+                entries.append(futures_symbol_entry(self.rules(symbol, FUTURES), onboard))
+        return futures_exchange_info(self.data.server_time_ms(), entries)
+
+    def futures_klines(self, req: Request) -> list[list[Any]]:
+        return self._klines(req, FUTURES)
+
+    def futures_continuous_klines(self, req: Request) -> list[list[Any]]:
+        contract = req.require("contractType")
+        if contract != "PERPETUAL":
+            raise ApiError(400, -4112, f"Invalid contractType {contract} (loopback: PERPETUAL).")
+        return self._klines(req, FUTURES, symbol_param="pair")
+
+    def futures_mark_klines(self, req: Request) -> list[list[Any]]:
+        return self._klines(req, FUTURES, price=MARK)
+
+    def futures_index_klines(self, req: Request) -> list[list[Any]]:
+        return self._klines(req, FUTURES, symbol_param="pair", price=INDEX)
+
+    def futures_premium_index_klines(self, req: Request) -> list[list[Any]]:
+        return self._klines(req, FUTURES, price=PREMIUM_INDEX)
+
+    def futures_funding_rate(self, req: Request) -> list[JSON]:
+        data = self.futures_data()
+        limit = self._limit(req, FUNDING_DEFAULT_LIMIT, FUNDING_MAX_LIMIT)
+        start, end = req.get_int("startTime"), req.get_int("endTime")
+        symbol = req.get("symbol")
+        rows: list[JSON] = []
+        for s in [symbol] if symbol else self.listed(FUTURES):
+            self.rules(s, FUTURES)
+            rates = data.funding_history(s, start, end, limit)
+            marks: dict[int, float] = {}
+            if len(rates):
+                candles = data.price_klines(
+                    s, "1h", MARK, int(rates.time[0]), int(rates.time[-1]), FUNDING_MAX_LIMIT * 8
+                )
+                marks = dict(
+                    zip(candles.open_time.tolist(), candles.ohlcv[:, 0].tolist(), strict=True)
+                )
+            rows.extend(funding_rate_rows(s, rates, marks))
+        if not symbol:
+            rows.sort(key=lambda r: (r["fundingTime"], r["symbol"]))
+            rows = rows[:limit] if start is not None else rows[-limit:]
+        return rows
+
+    def futures_premium_index(self, req: Request) -> JSON | list[JSON]:
+        data = self.futures_data()
+        now = data.server_time_ms()
+        entries = [
+            premium_index(
+                s,
+                data.mark_price(s),
+                data.last_funding_rate(s),
+                now,
+                next_funding_time(now, FUNDING_INTERVAL_MS),
+            )
+            for s in self.requested_symbols(req, FUTURES)
+        ]
+        return entries[0] if req.get("symbol") else entries
+
+    def futures_depth(self, req: Request) -> JSON:
+        symbol = req.require("symbol")
+        rules, book = self.book(symbol, depth_limit(req.get_int("limit")), FUTURES)
+        payload = depth_payload(book, self.next_update_id(), rules)
+        now = self.data.server_time_ms()
+        return {"lastUpdateId": payload["lastUpdateId"], "E": now, "T": now} | payload
+
+    def futures_ticker_24hr(self, req: Request) -> JSON | list[JSON]:
+        data = self.futures_data()
+        tickers = []
+        for symbol in self.requested_symbols(req, FUTURES):
+            rules, book = self.book(symbol, 1, FUTURES)
+            last = data.last_price(symbol)
+            day = data.recent_candles(symbol, DAY_MS)
+            tickers.append(futures_ticker_24hr(rules, book, day, last))
         return tickers[0] if req.get("symbol") else tickers
+
+    def futures_ticker_price(self, req: Request) -> JSON | list[JSON]:
+        return self._ticker_price(req, FUTURES, with_time=True)
+
+    def futures_book_ticker(self, req: Request) -> JSON | list[JSON]:
+        return self._book_ticker(req, FUTURES)
 
 
 ROUTES: dict[str, Handler] = {
@@ -211,7 +367,21 @@ ROUTES: dict[str, Handler] = {
     "/api/v3/ticker/24hr": LoopbackApi.ticker_24hr,
     "/api/v3/ticker/price": LoopbackApi.ticker_price,
     "/api/v3/ticker/bookTicker": LoopbackApi.book_ticker,
-    "/fapi/v1/exchangeInfo": LoopbackApi.derivatives_exchange_info,
+    "/fapi/v1/ping": LoopbackApi.ping,
+    "/fapi/v1/time": LoopbackApi.time,
+    "/fapi/v1/exchangeInfo": LoopbackApi.futures_exchange_info,
+    "/fapi/v1/klines": LoopbackApi.futures_klines,
+    "/fapi/v1/continuousKlines": LoopbackApi.futures_continuous_klines,
+    "/fapi/v1/markPriceKlines": LoopbackApi.futures_mark_klines,
+    "/fapi/v1/indexPriceKlines": LoopbackApi.futures_index_klines,
+    "/fapi/v1/premiumIndexKlines": LoopbackApi.futures_premium_index_klines,
+    "/fapi/v1/fundingRate": LoopbackApi.futures_funding_rate,
+    "/fapi/v1/premiumIndex": LoopbackApi.futures_premium_index,
+    "/fapi/v1/depth": LoopbackApi.futures_depth,
+    "/fapi/v1/ticker/24hr": LoopbackApi.futures_ticker_24hr,
+    "/fapi/v1/ticker/price": LoopbackApi.futures_ticker_price,
+    "/fapi/v2/ticker/price": LoopbackApi.futures_ticker_price,
+    "/fapi/v1/ticker/bookTicker": LoopbackApi.futures_book_ticker,
     "/dapi/v1/exchangeInfo": LoopbackApi.derivatives_exchange_info,
 }
 
@@ -275,8 +445,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class LoopbackExchange:
     """A running (after :meth:`start`) loopback Binance on 127.0.0.1.
 
-    ``port=0`` picks a free port; :attr:`port` / :attr:`url` tell which. ``requests`` keeps
-    the last few thousand requests (method, path, params) for tests and diagnostics.
+    ``datadir`` is a Freqtrade datadir: spot markets come from ``<datadir>/*.feather`` and,
+    when ``<datadir>/futures/`` holds ``*-futures.feather`` files, USDT-M perpetuals from there
+    (:func:`.derive.derive_futures` writes such a folder from spot data). ``data`` /
+    ``futures_data`` replace either source. ``port=0`` picks a free port; :attr:`port` /
+    :attr:`url` tell which. ``requests`` keeps the last few thousand requests (method, path,
+    params) for tests and diagnostics.
     """
 
     def __init__(
@@ -285,6 +459,7 @@ class LoopbackExchange:
         port: int = DEFAULT_PORT,
         *,
         data: MarketData | None = None,
+        futures_data: FuturesMarketData | None = None,
         log_requests: bool = False,
         log_stream: TextIO | None = None,
     ) -> None:
@@ -292,10 +467,17 @@ class LoopbackExchange:
             if datadir is None:
                 raise ValueError("give a datadir or a MarketData")
             data = ReplayMarketData(CandleStore(datadir))
-        if not data.symbols():
-            raise ValueError(f"no <BASE>_<QUOTE>-<tf>.feather files in {datadir}")
+        if futures_data is None and datadir is not None:
+            store = CandleStore(datadir, FUTURES)
+            if store.symbols():
+                futures_data = ReplayMarketData(store)
+        if not data.symbols() and (futures_data is None or not futures_data.symbols()):
+            raise ValueError(
+                f"no <BASE>_<QUOTE>-<tf>.feather files (nor futures/*-futures.feather) in {datadir}"
+            )
         self.data = data
-        self.api = LoopbackApi(data)
+        self.futures_data = futures_data
+        self.api = LoopbackApi(data, futures_data)
         self.requested_port = port
         self.log_requests = log_requests
         self._log_stream = log_stream
@@ -354,7 +536,13 @@ class LoopbackExchange:
 
     @property
     def pairs(self) -> list[str]:
+        """Spot pairs, e.g. ``BTC/USDT``."""
         return [info.pair for info in self.data.symbols()]
+
+    @property
+    def futures_pairs(self) -> list[str]:
+        """USDT-M perpetual pairs, e.g. ``BTC/USDT:USDT`` (empty without futures data)."""
+        return [] if self.futures_data is None else [i.pair for i in self.futures_data.symbols()]
 
     # -- diagnostics -------------------------------------------------------------------------
     def record(self, req: Request) -> None:
@@ -369,4 +557,7 @@ class LoopbackExchange:
         print(f"[loopback] {message}", file=stream, flush=True)
 
     def describe(self) -> str:
-        return f"loopback exchange listening on {self.url} (pairs: {', '.join(self.pairs)})"
+        text = f"loopback exchange listening on {self.url} (pairs: {', '.join(self.pairs)})"
+        if self.futures_pairs:
+            text += f" (futures: {', '.join(self.futures_pairs)})"
+        return text
