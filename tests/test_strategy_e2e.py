@@ -310,3 +310,40 @@ def test_plot_dataframe_shows_regime_and_levels(
     names = set(re.findall(r'"name":"([^"]+)"', html.read_text()))
     assert {"regime_code", "adx", "trend_strength", "atr_pct", "ms_stop_long", "ms_tp1_long",
             "ms_tp2_long", "ms_tp3_long"} <= names
+
+
+def test_futures_r_is_signed_per_side_and_independent_of_leverage(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path,
+    futures_loopback_exchange: LoopbackExchange, futures_datadir: Path,
+) -> None:
+    from conftest import TEST_STRATEGY_PATH, write_offline_futures_config
+
+    runs = {}
+    for lev in (1, 3):
+        cfg = write_offline_futures_config(
+            tmp_path / f"lev{lev}", futures_loopback_exchange.url, datadir=futures_datadir,
+            overrides={"stake_amount": 1000, "dry_run_wallet": 10000, "max_open_trades": 4,
+                       "test_leverage": lev,
+                       "metastrategy": {"backtest_qtable_file": str(tmp_path / f"q{lev}.json")}},
+        )
+        run = run_freqtrade(cfg.backtest_args("MetaFuturesStrategy", SHORT_RANGE,
+                                              TEST_STRATEGY_PATH), timeout=300)
+        assert run.ok, run.tail()
+        trades = read_trades(cfg.backtest_dir, "MetaFuturesStrategy")
+        ledger = json.loads((tmp_path / f"q{lev}.json").read_text())["ledger"]
+        assert len(ledger) == len(trades)
+        runs[lev] = (trades, {tuple(r["trade_id"].split("|")[:2]): r for r in ledger})
+    (t1, l1), (t3, l3) = runs[1], runs[3]
+    assert {t["is_short"] for t in t1} == {True, False}
+    assert [t["leverage"] for t in t3] == [3.0] * len(t3)
+    assert [(t["pair"], t["open_date"]) for t in t1] == [(t["pair"], t["open_date"]) for t in t3]
+    for a, b in zip(t1, t3, strict=True):
+        key = (a["pair"], pd.Timestamp(a["open_date"]).isoformat())
+        r1, r3 = l1[key]["reward"], l3[key]["reward"]
+        # Same R whatever the leverage. Not bit-identical: amounts are whole lots, so a partial
+        # close is up to one lot off its fraction (e.g. TP1 closed 778 of 2596 XRP at 1x,
+        # 2337 of 7790 at 3x: 29.97% vs 30.00%), which moves R by up to ~1/778 = 1.3e-3.
+        # A winning short and a winning long are both > 0.
+        assert r1 == pytest.approx(r3, rel=5e-3, abs=1e-3), (a, b)
+        assert (r1 > 0) == (a["profit_abs"] > 0)
+        assert b["profit_abs"] == pytest.approx(3 * a["profit_abs"], rel=1e-2, abs=1e-2)
