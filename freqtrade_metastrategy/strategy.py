@@ -21,11 +21,16 @@ How a trade is managed
 * **Stop** (``custom_stoploss``): entry -/+ ``r_sl`` x 1R from the first fill on; entry price
   after the TP1 fill; trailing ``trail_distance_r`` x 1R behind the best price after the TP2 fill.
 * **TP1, TP2** (``adjust_trade_position``): once the best price has reached the level, close
-  that fraction of the filled amount. Freqtrade calls this at the candle open in backtests, so
-  a level touched during a candle fills at the next open (or at this open if it gapped
-  through).
+  that fraction of the filled amount, provided the trade is in profit at that moment (a
+  take-profit is never taken at a loss). Freqtrade calls this at the candle open in
+  backtests, so a level touched during a candle fills at the next open (or at this open if it
+  gapped through).
 * **TP3** (``custom_roi``): the ROI that corresponds to the TP3 price; backtests fill it at the
-  level (or at the open on a gap), live at the current price once reached.
+  level (or at the open when the candle opens beyond it), live at the current price once
+  reached. One candle running from below TP1 through TP3 closes everything at TP3 in a
+  backtest (the partials only act at opens): optimistic compared with live trading, where the
+  loop takes TP1/TP2 on the way up.
+* Stops fill at the stop price, or at the open when the whole candle is beyond the stop.
 * **Reward** (``order_filled`` of the closing fill, whatever closed it: TP3, stop, stop on
   exchange, liquidation, forced exit, the end of a backtest): R = the trade's net profit in
   stake currency (partials and fees included) / (filled entry amount x 1R), settled exactly once
@@ -67,6 +72,11 @@ logger = logging.getLogger(__name__)
 
 CUSTOM_DATA_KEY = "metastrategy"
 LIVE_MODES = (RunMode.LIVE, RunMode.DRY_RUN)
+#: Relative distance a stop handed to Freqtrade is moved away from the price. Freqtrade
+#: rebuilds the stop price from the ratio ``custom_stoploss`` returns and rounds it toward the
+#: price (up for longs, down for shorts); float noise would turn a stop exactly on a tick
+#: (101.02) into 101.01999999999998 and so 101.01. Nudged a hair away, rounding restores it.
+STOP_NUDGE = 1e-10
 #: Run modes in which the learner chooses. Elsewhere (``lookahead-analysis`` and
 #: ``recursive-analysis`` run as utility modes) every trade uses ``default_strategy``: those tools
 #: re-run truncated backtests with a single pair, where a learner's history (and so its choice)
@@ -441,6 +451,7 @@ class MetaStrategyBase(IStrategy):
         plan = state.plan
         best = (trade.min_rate if plan.is_short else trade.max_rate) or trade.open_rate
         stop = plan.stop_price(state.stage, best)
+        stop *= (1 + STOP_NUDGE) if plan.is_short else (1 - STOP_NUDGE)
         return float(stoploss_from_absolute(stop, current_rate, is_short=plan.is_short,
                                             leverage=trade.leverage or 1.0))
 
@@ -450,13 +461,20 @@ class MetaStrategyBase(IStrategy):
         current_exit_rate: float, current_entry_profit: float, current_exit_profit: float,
         **kwargs: Any,
     ) -> tuple[float | None, str | None] | None:
-        """TP1 / TP2: partial exits once the best price has reached the level."""
+        """TP1 / TP2: partial exits once the best price has reached the level.
+
+        A take-profit is never taken at a loss: if the price is back through the entry when the
+        partial would fill (a backtest fills it at the next candle open), it waits for the next
+        call at which the trade is in profit again.
+        """
         if trade.has_open_orders:
             return None
         state = self._state(trade)
         if state is None or state.stage >= 2:
             return None
         plan = state.plan
+        if not plan.reached(current_rate, plan.entry_price) or current_rate == plan.entry_price:
+            return None
         seen = (trade.min_rate if plan.is_short else trade.max_rate) or trade.open_rate
         best = min(seen, current_rate) if plan.is_short else max(seen, current_rate)
         new_stage, fraction = plan.partials_due(state.stage, best)
