@@ -55,6 +55,7 @@ from conftest import (
 from helpers.exit_paths import (
     BASE,
     ENTRY_DATE,
+    PAD,
     SIGNAL_DATE,
     TIMERANGE,
     WARMUP,
@@ -198,6 +199,15 @@ CASES: list[Case] = [
         "TP1 touched, next candles back below the entry: no partial at a loss, full stop",
         [RISING_ENTRY, TOUCH_TP1, Bar(-0.5, -0.3, -0.8, -0.6), Bar(-0.6, -0.4, -1.5, -1.3)],
         lambda g: [Fill(1.0, g.level(-P.r_sl), "stop_loss", 3)],
+    ),
+    Case(
+        "open_at_end", "BCH",
+        # No level is ever reached: the trade is still open when the data ends, Freqtrade
+        # force-exits it at the last close (no confirm_trade_exit call on this path) and the
+        # closing fill still settles its reward exactly once.
+        "nothing reached before the data ends: force exit at the last close, reward settled",
+        [RISING_ENTRY, Bar(0.6, 0.9, 0.2, 0.5)],
+        lambda g: [Fill(1.0, g.px(0.5), "force_exit", 1 + PAD)],
     ),
     Case(
         "tp1_deferred", "BNB",
