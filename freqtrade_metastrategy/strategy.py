@@ -49,10 +49,11 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy.typing as npt
 from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
 from freqtrade.exchange import timeframe_to_prev_date, timeframe_to_seconds
@@ -127,6 +128,15 @@ class TradeState:
                    bool(d.get("explored", False)), int(d.get("stage", 0)))
 
 
+class SignalCandle(NamedTuple):
+    """What the strategy reads from a trade's signal candle."""
+
+    date: datetime
+    regime: str
+    atr: float
+    confidence: float
+
+
 def trade_key(trade: Trade) -> str:
     """The ledger key of a trade: unique across bots sharing one store, stable across restarts."""
     return f"{trade.pair}|{trade.open_date_utc.isoformat()}|{trade.id}"
@@ -192,6 +202,8 @@ class MetaStrategyBase(IStrategy):
                 f"Invalid metastrategy config: {exc}. Fix the key in your config file."
             ) from exc
         self._states: dict[int, TradeState] = {}
+        # per pair: candle open times (epoch s), regime, ATR, regime confidence
+        self._signal_arrays: dict[str, tuple[npt.NDArray[Any], ...]] = {}
         self._last_loop: datetime | None = None
         self._export_registered = False
         self.selector: MetaStrategySelector = self._new_selector(MemoryStore())
@@ -289,6 +301,12 @@ class MetaStrategyBase(IStrategy):
     def populate_indicators(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
         """Regime columns (vectorised, causal) plus the default profile's levels for plots."""
         add_regime_columns(dataframe, self.timeframe, self.ms_config.thresholds)
+        self._signal_arrays[metadata["pair"]] = (
+            dataframe["date"].to_numpy(dtype="datetime64[s]").astype("int64"),
+            dataframe["regime"].to_numpy(),
+            dataframe["atr"].to_numpy(dtype="float64"),
+            dataframe["regime_confidence"].to_numpy(dtype="float64"),
+        )
         codes = {r.value: i for i, r in enumerate(REGIMES)}
         dataframe["regime_code"] = dataframe["regime"].map(codes).astype("int8")
         p = self.ms_config.profiles[self.ms_config.selector.default_strategy]
@@ -334,20 +352,24 @@ class MetaStrategyBase(IStrategy):
     # ------------------------------------------------------------------------------------------
     # entry
     # ------------------------------------------------------------------------------------------
-    def _signal_row(self, pair: str, open_date: datetime) -> Any | None:
-        """The analyzed row of the signal candle (the candle before the entry candle)."""
-        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
-        if df is None or df.empty:
+    def _signal_row(self, pair: str, open_date: datetime) -> SignalCandle | None:
+        """The signal candle (the candle before the entry candle) of a trade opened at
+        ``open_date``: that candle if it was analysed, else the latest analysed candle before
+        it (e.g. a forced entry). A binary search in arrays kept by ``populate_indicators``:
+        ~5 us instead of ~225 us for ``dp.get_analyzed_dataframe`` + ``iloc[-1]``.
+        """
+        arrays = self._signal_arrays.get(pair)
+        if arrays is None:
             return None
+        dates, regimes, atrs, confidences = arrays
         tf = timedelta(seconds=timeframe_to_seconds(self.timeframe))
         signal_date = timeframe_to_prev_date(self.timeframe, open_date) - tf
-        last = df.iloc[-1]
-        if last["date"] == signal_date:
-            return last
-        match = df.loc[df["date"] == signal_date]
-        if len(match):
-            return match.iloc[-1]
-        return last  # e.g. a forced entry: the latest closed candle
+        key = int(signal_date.timestamp())
+        i = int(dates.searchsorted(key, side="right")) - 1
+        if i < 0:
+            return None
+        date = signal_date if dates[i] == key else datetime.fromtimestamp(int(dates[i]), UTC)
+        return SignalCandle(date, str(regimes[i]), float(atrs[i]), float(confidences[i]))
 
     def confirm_trade_entry(
         self, pair: str, order_type: str, amount: float, rate: float, time_in_force: str,
@@ -357,17 +379,17 @@ class MetaStrategyBase(IStrategy):
         if not self.ms_config.block_illiquid:
             return True
         row = self._signal_row(pair, current_time)
-        if row is not None and row["regime"] == MarketRegime.ILLIQUID.value:
+        if row is not None and row.regime == MarketRegime.ILLIQUID.value:
             logger.info("[REGIME] %s illiquid at %s: entry blocked (block_illiquid)",
-                        pair, row["date"])
+                        pair, row.date)
             return False
         return True
 
     def _freeze(self, pair: str, trade: Trade, current_time: datetime) -> TradeState:
         """Choose a profile for the trade and freeze everything its exits need."""
         row = self._signal_row(pair, trade.open_date_utc)
-        atr = float(row["atr"]) if row is not None else math.nan
-        regime = str(row["regime"]) if row is not None else MarketRegime.UNKNOWN.value
+        atr = row.atr if row is not None else math.nan
+        regime = row.regime if row is not None else MarketRegime.UNKNOWN.value
         entry = float(trade.open_rate)
         if not (math.isfinite(atr) and atr > 0):
             atr = 0.01 * entry
@@ -391,7 +413,7 @@ class MetaStrategyBase(IStrategy):
         level = logging.INFO if self._live else logging.DEBUG
         if row is not None:
             logger.log(level, "[REGIME] %s %s at %s (confidence %.2f), ATR=%.8g",
-                       pair, regime, row["date"], float(row["regime_confidence"]), atr)
+                       pair, regime, row.date, row.confidence, atr)
         logger.log(level, "[STRATEGY] %s trade %s %s -> %s (%s, p=%.3f)", pair, trade.id,
                    "short" if trade.is_short else "long", profile.strategy_id, why, prob)
         self._states[trade.id] = state
@@ -424,6 +446,8 @@ class MetaStrategyBase(IStrategy):
     def _adopt(self, trade: Trade) -> TradeState:
         """A trade opened without the plugin (or by hand): the default profile, current ATR."""
         profile = self.ms_config.profiles[self.ms_config.selector.default_strategy]
+        # The analysed dataframe, not the signal arrays: in a backtest those run to the end of
+        # the data, and their last ATR would be lookahead.
         df, _ = self.dp.get_analyzed_dataframe(trade.pair, self.timeframe)
         atr = float(df["atr"].iloc[-1]) if df is not None and len(df) else math.nan
         entry = float(trade.open_rate)
@@ -451,6 +475,12 @@ class MetaStrategyBase(IStrategy):
         plan = state.plan
         best = (trade.min_rate if plan.is_short else trade.max_rate) or trade.open_rate
         stop = plan.stop_price(state.stage, best)
+        if not after_fill and trade.stop_loss and (
+            stop >= trade.stop_loss if plan.is_short else stop <= trade.stop_loss
+        ):
+            # Not better than the current stop: Freqtrade would keep it anyway (outside
+            # after-fill calls a stop only tightens), so spare it the recomputation.
+            return None
         stop *= (1 + STOP_NUDGE) if plan.is_short else (1 - STOP_NUDGE)
         return float(stoploss_from_absolute(stop, current_rate, is_short=plan.is_short,
                                             leverage=trade.leverage or 1.0))

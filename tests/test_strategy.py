@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from freqtrade.enums import RunMode
+from freqtrade.data.dataprovider import DataProvider
+from freqtrade.enums import CandleType, RunMode
 from freqtrade.persistence import LocalTrade, Order
 
 from freqtrade_metastrategy.exitplan import TradePlan
@@ -50,20 +51,22 @@ class _Meta(MetaStrategyBase):
     can_short = True
 
 
-class _DP:
-    runmode = RunMode.BACKTEST
-
-    def get_analyzed_dataframe(self, pair: str, tf: str) -> tuple[pd.DataFrame, Any]:
-        frame = pd.DataFrame({"date": [pd.Timestamp("2024-01-01 00:00", tz="UTC")],
-                              "atr": [2.0], "regime": ["trend_up"], "regime_confidence": [0.7]})
-        return frame, None
-
-
 def make_strategy(tmp_path: Any) -> _Meta:
+    """A backtest-mode strategy that has analysed 100 flat candles of BTC/USDT whose every true
+    range is 2.0, so the latest ATR(14) is 2.0."""
     s = _Meta({"runmode": RunMode.BACKTEST, "timeframe": "1h", "stake_currency": "USDT",
                "user_data_dir": str(tmp_path)})
-    s.dp = _DP()
     s.bot_start()
+    dates = pd.date_range("2023-12-27 20:00", periods=100, freq="1h", tz="UTC")
+    frame = pd.DataFrame({"date": dates, "open": 100.0, "high": 101.0, "low": 99.0,
+                          "close": 100.0, "volume": 1e6})
+    s.populate_indicators(frame, {"pair": "BTC/USDT"})
+    assert frame["atr"].iloc[-1] == pytest.approx(2.0, abs=1e-12)
+    # Freqtrade's own DataProvider, holding the analysed frame and positioned after its last
+    # candle, as backtesting does candle by candle
+    s.dp = DataProvider(s.config, exchange=None)
+    s.dp._set_cached_df("BTC/USDT", "1h", frame, CandleType.SPOT)
+    s.dp._set_dataframe_max_index("BTC/USDT", len(frame))
     return s
 
 
@@ -93,7 +96,7 @@ def test_trade_without_frozen_data_gets_the_default_profile_and_one_warning(
     assert caplog.text.count("has no frozen metastrategy data") == 1
     state = s.trade_state(1)
     assert state is not None and state.profile.strategy_id == "ultra_aggressive"
-    assert state.plan.r_unit == 2.0  # the latest ATR, frozen from now on
+    assert state.plan.r_unit == pytest.approx(2.0)  # the latest ATR, frozen from now on
     # ultra_aggressive: stop 1R away from the entry, relative to the current rate
     stop = 100.0 - sign * 2.0
     current = 101.0 if sign > 0 else 99.0
