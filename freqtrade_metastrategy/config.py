@@ -23,6 +23,11 @@ store_url (null)
 pretrained (null)
     an exported Q-table (``freqtrade-metastrategy export``) that backtests and hyperopt
     epochs start from instead of an empty table.
+reward_unit ("r_atr")
+    what the learner optimises: ``r_atr`` (net profit / (amount x 1R), the seeds' R),
+    ``r_risk`` (R per unit of stop distance: ``r_atr / r_sl``) or ``ret_pct`` (net profit as a
+    percent of the position's entry value: what a fixed-stake wallet sees at 1x). The same
+    definitions as the evaluation report's units.
 backtest_qtable_file (null)
     where a backtest writes its learned table; null =
     ``<user_data_dir>/backtest_results/metastrategy_qtable.json``.
@@ -50,7 +55,8 @@ from freqtrade_metastrategy.selector import SelectorConfig
 SECTION = "metastrategy"
 DEFAULT_SEED = 42
 _OWN_KEYS = ("enabled", "block_illiquid", "store_url", "pretrained", "backtest_qtable_file",
-             "thresholds", "profiles")
+             "thresholds", "profiles", "reward_unit")
+REWARD_UNITS = ("r_atr", "r_risk", "ret_pct")
 _SELECTOR_KEYS = tuple(f.name for f in fields(SelectorConfig))
 
 
@@ -77,6 +83,7 @@ class MetaStrategyConfig:
     store_url: str | None = None
     pretrained: str | None = None
     backtest_qtable_file: str | None = None
+    reward_unit: str = "r_atr"
     thresholds: RegimeThresholds = field(default_factory=RegimeThresholds)
     profiles: ProfileRegistry = field(default_factory=ProfileRegistry)
     selector: SelectorConfig = field(default_factory=lambda: SelectorConfig(seed=DEFAULT_SEED))
@@ -96,6 +103,10 @@ class MetaStrategyConfig:
         thresholds = {} if thresholds is None else thresholds
         if not isinstance(thresholds, Mapping):
             raise ConfigError(f"{SECTION}.thresholds", "must be an object {name: value}")
+        reward_unit = data.get("reward_unit", "r_atr")
+        if reward_unit not in REWARD_UNITS:
+            raise ConfigError(f"{SECTION}.reward_unit",
+                              f"must be one of {', '.join(REWARD_UNITS)}, got {reward_unit!r}")
         selector_values = {k: data[k] for k in _SELECTOR_KEYS if k in data}
         selector_values.setdefault("seed", DEFAULT_SEED)
         cfg = cls(
@@ -104,6 +115,7 @@ class MetaStrategyConfig:
             store_url=_opt_str(data, "store_url"),
             pretrained=_opt_str(data, "pretrained"),
             backtest_qtable_file=_opt_str(data, "backtest_qtable_file"),
+            reward_unit=reward_unit,
             thresholds=RegimeThresholds.from_dict(thresholds, prefix=f"{SECTION}.thresholds"),
             profiles=ProfileRegistry.from_config(data.get("profiles")),
             selector=SelectorConfig.from_dict(selector_values, prefix=SECTION),

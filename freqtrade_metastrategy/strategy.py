@@ -34,9 +34,10 @@ How a trade is managed
 * **Reward** (``order_filled`` of the closing fill, whatever closed it: TP3, stop, stop on
   exchange, liquidation, forced exit, the end of a backtest): R = the trade's net profit in
   stake currency (partials and fees included) / (filled entry amount x 1R), settled exactly once
-  through the store's ledger. ``confirm_trade_exit`` is not used to learn: it runs before the
-  exit order exists and is skipped for many exits. Live, trades closed while the bot was down
-  are settled from their recorded profit when the bot next runs.
+  through the store's ledger. ``metastrategy.reward_unit`` can make the learner optimise R per
+  unit of stop distance (``r_risk``) or the percent return (``ret_pct``) instead.
+  ``confirm_trade_exit`` is not used to learn: it runs before the exit order exists and is
+  skipped for partial exits, exchange stops, liquidations and the end of a backtest.
 
 Every callback that runs per open-trade candle is O(1): dict lookups and arithmetic, no
 dataframe access, no custom-data reads (Freqtrade's backtest custom data is a linear scan).
@@ -555,8 +556,18 @@ class MetaStrategyBase(IStrategy):
             pnl = trade.realized_profit
         self._settle(trade, state, pnl, current_time)
 
+    def _reward(self, state: TradeState, pnl: float) -> float:
+        """The trade's reward in the configured unit (``metastrategy.reward_unit``)."""
+        r_atr = state.plan.r_multiple(pnl, state.amount)
+        unit = self.ms_config.reward_unit
+        if unit == "r_risk":
+            return r_atr / state.profile.r_sl
+        if unit == "ret_pct":
+            return 100.0 * pnl / (state.amount * state.plan.entry_price)
+        return r_atr
+
     def _settle(self, trade: Trade, state: TradeState, pnl: float, when: datetime) -> bool:
-        reward = state.plan.r_multiple(pnl, state.amount)
+        reward = self._reward(state, pnl)
         done = self.selector.update_reward(
             trade.pair, state.regime, state.profile.strategy_id, reward,
             trade_id=trade_key(trade), at=when, probability=state.probability,

@@ -50,6 +50,7 @@ def test_full_section() -> None:
         ({"profiles": {"scalp": {"r_tp1": 5.0}}}, "metastrategy.profiles.scalp.r_tp2"),
         ({"default_strategy": "ghost"}, "metastrategy.default_strategy"),
         ({"heuristic": {"trend_up": "ghost"}}, "metastrategy.heuristic.trend_up"),
+        ({"reward_unit": "usd"}, "metastrategy.reward_unit"),
     ],
 )
 def test_errors_name_the_key(section: dict[str, Any], field: str) -> None:

@@ -347,3 +347,27 @@ def test_futures_r_is_signed_per_side_and_independent_of_leverage(
         assert r1 == pytest.approx(r3, rel=5e-3, abs=1e-3), (a, b)
         assert (r1 > 0) == (a["profit_abs"] > 0)
         assert b["profit_abs"] == pytest.approx(3 * a["profit_abs"], rel=1e-2, abs=1e-2)
+
+
+@pytest.mark.parametrize("unit", ["r_risk", "ret_pct"])
+def test_reward_unit_changes_what_the_learner_is_taught(
+    run_freqtrade: Callable[..., FreqtradeRun], tmp_path: Path,
+    loopback_exchange: LoopbackExchange, unit: str,
+) -> None:
+    # trend_rider: r_sl = 2, so r_risk = R / 2
+    cfg = meta_config(tmp_path, loopback_exchange.url, {
+        "enabled": False, "default_strategy": "trend_rider", "reward_unit": unit})
+    bt = backtest(run_freqtrade, cfg, SHORT_RANGE)
+    rows = ledger_by_trade(bt)
+    atr = {pair: signal_atr(pair) for pair in {t["pair"] for t in bt.trades}}
+    assert bt.trades and len(rows) == len(bt.trades)
+    for t in bt.trades:
+        opened = pd.Timestamp(t["open_date"])
+        reward = rows[(t["pair"], opened.isoformat())]["reward"]
+        amount = sum(o["amount"] for o in t["orders"] if o["ft_is_entry"])
+        if unit == "r_risk":
+            one_r = atr[t["pair"]][opened - pd.Timedelta(hours=1)]
+            assert reward * 2.0 * one_r * amount == pytest.approx(t["profit_abs"], abs=1e-6)
+        else:
+            assert reward == pytest.approx(100 * t["profit_abs"] / (amount * t["open_rate"]),
+                                           abs=1e-6)
