@@ -12,8 +12,7 @@ Variants (``bench/strategies/``):
   callback overridden;
 * ``twin_b`` -- twin A + exactly the callbacks MetaStrategy overrides, returning defaults
   (Freqtrade deep-copies the trade for each call: the floor any callback-driven strategy pays);
-* ``meta``   -- ``user_data/strategies/MetaStrategy.py`` with ``config.example.json`` (enabled);
-* ``meta_proposed``, ``meta_proposed_stop`` (opt-in) -- MetaStrategy + a proposed change.
+* ``meta``   -- ``user_data/strategies/MetaStrategy.py`` with ``config.example.json`` (enabled).
 
 Method: every run of every variant is a fresh child process (this script with ``--child``)
 that builds the config with Freqtrade's own ``setup_optimize_configuration``, runs
@@ -65,16 +64,11 @@ VARIANTS: dict[str, tuple[str, Path]] = {
     "twin_a": ("TwinNoCallbacks", BENCH_STRATEGIES),
     "twin_b": ("TwinTrivialCallbacks", BENCH_STRATEGIES),
     "meta": ("MetaStrategy", USER_STRATEGIES),
-    # not run by default: MetaStrategy + proposed changes (bench/strategies/)
-    "meta_proposed": ("MetaStrategyProposed", BENCH_STRATEGIES),
-    "meta_proposed_stop": ("MetaStrategyProposedStop", BENCH_STRATEGIES),
 }
 LABELS = {
     "twin_a": "Twin A (no callbacks)",
     "twin_b": "Twin B (trivial callbacks)",
     "meta": "MetaStrategy",
-    "meta_proposed": "MetaStrategy + proposal 1 (signal lookup)",
-    "meta_proposed_stop": "MetaStrategy + proposal 2 (stop)",
 }
 
 
@@ -393,12 +387,6 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                                             for r, ra in zip(runs[v], runs["twin_a"], strict=True)]
     if "twin_b" in runs:
         summary["ratios"] = ratios(vs)
-    for v in ("meta_proposed", "meta_proposed_stop"):
-        if "meta" in runs and v in runs:
-            m, p = vs["meta"], vs[v]
-            if (m["trades"], m["open_trade_candles"], round(m["profit_abs"], 6)) != (
-                    p["trades"], p["open_trade_candles"], round(p["profit_abs"], 6)):
-                print(f"WARNING: {v}'s trades differ from meta's: the proposal changes results")
     return summary
 
 
@@ -556,9 +544,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--pairs", nargs="+",
                     help="default: every <BASE>_USDT-1h.feather in --data-dir")
     ap.add_argument("--variants", nargs="+", default=["twin_a", "twin_b", "meta"],
-                    choices=list(VARIANTS),
-                    help="meta_proposed / meta_proposed_stop: MetaStrategy with the proposed "
-                         "changes (bench/strategies/MetaStrategyProposed.py)")
+                    choices=list(VARIANTS))
     ap.add_argument("--twin-stoploss", type=float,
                     help="override the twins' static stoploss (e.g. -0.01)")
     ap.add_argument("--twin-roi", type=float, help="override the twins' minimal_roi {'0': ROI}")

@@ -192,7 +192,6 @@ class QStore(ABC):
         """Whether a reward for ``trade_id`` is already in the ledger."""
 
     # -- writes --------------------------------------------------------------------------
-    @abstractmethod
     def apply_reward(
         self,
         symbol: str,
@@ -208,8 +207,31 @@ class QStore(ABC):
         """Atomically update the cell and append the ledger row.
 
         Returns the updated entry, or ``None`` (and changes nothing) if ``trade_id`` was
-        already settled.
+        already settled. Every argument is validated before anything is written
+        (``check_reward`` also turns -0.0 into 0.0: SQL backends drop the sign of a zero, and
+        the returned entry must be exactly what is stored).
         """
+        return self._apply_reward(
+            (symbol, regime, strategy),
+            check_reward(reward),
+            alpha=check_alpha(alpha),
+            trade_id=norm_trade_id(trade_id),
+            at=check_time(at, "at"),
+            probability=check_probability(probability),
+        )
+
+    @abstractmethod
+    def _apply_reward(
+        self,
+        key: QKey,
+        reward: float,
+        *,
+        alpha: float,
+        trade_id: str | None,
+        at: datetime | None,
+        probability: float | None,
+    ) -> QEntry | None:
+        """:meth:`apply_reward` with validated arguments: the store's transaction."""
 
     @abstractmethod
     def _replace_all(self, entries: list[QEntry], ledger: list[LedgerRow]) -> None:
@@ -325,29 +347,23 @@ class MemoryStore(QStore):
         tid = norm_trade_id(trade_id)
         return tid is not None and tid in self._settled
 
-    def apply_reward(
+    def _apply_reward(
         self,
-        symbol: str,
-        regime: str,
-        strategy: str,
+        key: QKey,
         reward: float,
         *,
         alpha: float,
-        trade_id: object = None,
-        at: datetime | None = None,
-        probability: float | None = None,
+        trade_id: str | None,
+        at: datetime | None,
+        probability: float | None,
     ) -> QEntry | None:
-        r = check_reward(reward)
-        a = check_alpha(alpha)
-        probability = check_probability(probability)
-        at = check_time(at, "at")
-        tid = norm_trade_id(trade_id)
-        key = (symbol, regime, strategy)
+        tid = trade_id
         with self._lock:
             if tid is not None and tid in self._settled:
                 return None
-            old = self._cells.get(key) or QEntry.empty(symbol, regime, strategy)
-            new = old.updated(r, alpha=a, at=at)
+            symbol, regime, strategy = key
+            old = self._cells.get(key) or QEntry.empty(*key)
+            new = old.updated(reward, alpha=alpha, at=at)
             self._cells[key] = new
             seq = self._ledger[-1].seq + 1 if self._ledger else 1
             self._ledger.append(

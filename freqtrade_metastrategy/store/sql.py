@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from freqtrade_metastrategy.errors import StoreError
-from freqtrade_metastrategy.qtable import QEntry, QKey, check_alpha, check_reward
+from freqtrade_metastrategy.qtable import QEntry, QKey
 from freqtrade_metastrategy.store.base import (
     ENTRY_FLOAT_FIELDS,
     FORMAT,
@@ -60,7 +60,6 @@ from freqtrade_metastrategy.store.base import (
     LedgerRow,
     QStore,
     check_finite,
-    check_probability,
     check_time,
     norm_trade_id,
     parse_document,
@@ -631,27 +630,18 @@ class SqlStore(QStore):
         return False
 
     # -- writes --------------------------------------------------------------------------
-    def apply_reward(
+    def _apply_reward(
         self,
-        symbol: str,
-        regime: str,
-        strategy: str,
+        key: QKey,
         reward: float,
         *,
         alpha: float,
-        trade_id: object = None,
-        at: datetime | None = None,
-        probability: float | None = None,
+        trade_id: str | None,
+        at: datetime | None,
+        probability: float | None,
     ) -> QEntry | None:
-        # Validate everything before touching the database (check_reward also turns -0.0
-        # into 0.0: SQL backends drop the sign of a zero, and the returned entry must be
-        # exactly what is stored).
-        r = check_reward(reward)
-        a = check_alpha(alpha)
-        prob = check_probability(probability)
-        when = check_time(at, "at")
-        tid = norm_trade_id(trade_id)
-        key: QKey = (symbol, regime, strategy)
+        r, a, prob, when, tid = reward, alpha, probability, at, trade_id
+        symbol, regime, strategy = key
         row = {
             "trade_id": tid,
             "symbol": symbol,
