@@ -220,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     loopback_cli.add_arguments(exchange)
     exchange.set_defaults(func=loopback_cli.run)
+
+    from freqtrade_metastrategy.evaluate_cmd import add_evaluate_parser, add_ope_parser
+
+    add_evaluate_parser(sub)
+    add_ope_parser(sub)
     return parser
 
 
