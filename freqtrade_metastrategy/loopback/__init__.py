@@ -10,6 +10,10 @@ user_data/data/binance`` or from Python::
     with LoopbackExchange("user_data/data/binance", port=0) as exchange:
         ...  # exchange.url, exchange.port
 
+Live mode (``--live`` / ``LoopbackExchange(datadir, live=True)``): spot candles shifted to the
+wall clock with the in-progress candle last, and a price moved through ``POST /_control/price``,
+for ``freqtrade trade --dry-run`` (see :mod:`.live`).
+
 Futures (``trading_mode: futures``): Freqtrade backtests perpetuals from
 ``<datadir>/futures/*-futures|-mark|-funding_rate.feather`` files and loads the
 ``BTC/USDT:USDT`` markets from ``/fapi/v1/exchangeInfo``. :func:`derive_futures` writes such a
@@ -31,6 +35,7 @@ from .candles import (
 )
 from .cli import main
 from .derive import DEFAULT_FUNDING_RATE, derive_futures
+from .live import LiveMarketData
 from .server import DEFAULT_PORT, HOST, LoopbackExchange
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "Candles",
     "FundingRates",
     "FuturesMarketData",
+    "LiveMarketData",
     "LoopbackExchange",
     "MarketData",
     "ReplayMarketData",

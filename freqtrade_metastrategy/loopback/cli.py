@@ -52,6 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=DEFAULT_FUNDING_RATE,
         help=f"constant funding rate per 8h for --derive-futures (default {DEFAULT_FUNDING_RATE})",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help=(
+            "live mode for `freqtrade trade --dry-run`: spot candles shifted to the wall clock "
+            "(the last stored candle is the current one, served in progress), price set with "
+            'POST /_control/price {"symbol": "BTCUSDT", "price": 43000}; '
+            "GET /_control/state. Serves no futures"
+        ),
+    )
     parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
     return parser
 
@@ -83,12 +93,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             datadir = args.datadir
             derive_to = getattr(args, "derive_futures", None)
+            live = bool(getattr(args, "live", False))
+            if live and derive_to is not None:
+                raise ValueError("--live serves spot markets only; drop --derive-futures")
             if derive_to is not None:
                 rate = getattr(args, "funding_rate", DEFAULT_FUNDING_RATE)
                 derive_futures(datadir, derive_to, funding_rate=rate)
                 datadir = derive_to
             exchange = LoopbackExchange(
-                datadir, port=args.port, log_requests=args.log_requests
+                datadir, port=args.port, log_requests=args.log_requests, live=live
             ).start()
         except (OSError, ValueError) as err:
             print(f"loopback exchange: {err}", file=sys.stderr, flush=True)
@@ -108,5 +121,5 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     """``python -m freqtrade_metastrategy.loopback [--port N] [--datadir DIR]
-    [--derive-futures DIR [--funding-rate R]]``."""
+    [--derive-futures DIR [--funding-rate R]] [--live]``."""
     return run(build_parser(prog).parse_args(argv))

@@ -9,6 +9,11 @@ with HTTP 404 and is logged to stderr, which is how missing endpoints are found.
     with LoopbackExchange("user_data/data/binance", port=0) as exchange:
         fetch(exchange.url + "/api/v3/exchangeInfo")
 
+``live=True`` serves spot candles shifted to the wall clock (:class:`.live.LiveMarketData`,
+for ``freqtrade trade --dry-run``) and enables the control endpoints (see
+:data:`CONTROL_ROUTES`): ``POST /_control/price`` with ``{"symbol": "BTCUSDT", "price": 43000}``
+or ``{"symbol": ..., "path": [p1, p2, ...], "step_seconds": s}``, and ``GET /_control/state``.
+
 This module must not import freqtrade.
 """
 
@@ -39,6 +44,7 @@ from .candles import (
     UnknownIntervalError,
     UnknownSymbolError,
 )
+from .live import LiveMarketData
 from .markets import (
     JSON,
     Book,
@@ -86,6 +92,7 @@ class Request:
     method: str
     path: str
     params: dict[str, str]
+    body: Any = None  # decoded JSON body (control endpoints)
 
     def get(self, name: str) -> str | None:
         return self.params.get(name)
@@ -356,6 +363,37 @@ class LoopbackApi:
     def futures_book_ticker(self, req: Request) -> JSON | list[JSON]:
         return self._book_ticker(req, FUTURES)
 
+    # -- control (live mode only) ------------------------------------------------------------
+    def live_data(self) -> LiveMarketData:
+        if not isinstance(self.data, LiveMarketData):
+            raise ApiError(400, -1100, "Control endpoints need the live mode (--live).")
+        return self.data
+
+    def control_state(self, req: Request) -> JSON:
+        return self.live_data().state()
+
+    def control_price(self, req: Request) -> JSON:
+        """``{"symbol": "BTCUSDT" | "BTC/USDT", "price": p}`` or ``{"symbol": ..., "path":
+        [p, ...], "step_seconds": s}``; prices are snapped to the symbol's tick."""
+        data = self.live_data()
+        body = req.body if isinstance(req.body, dict) else {}
+        symbol = body.get("symbol") or req.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise ApiError(400, -1102, "Mandatory parameter 'symbol' was not sent.")
+        symbol = symbol.replace("/", "")
+        rules = self.rules(symbol)
+        raw = body.get("path") if "path" in body else [body.get("price", req.get("price"))]
+        try:
+            if not isinstance(raw, list):
+                raise TypeError("path must be a list")
+            path = [float(p) for p in raw]
+            step = float(body.get("step_seconds", 0.0))
+            path = [max(rules.tick, rules.round_price(p)) if p > 0 else p for p in path]
+            data.walk(symbol, path, step)
+        except (TypeError, ValueError) as err:
+            raise ApiError(400, -1100, f"Bad price control request: {err}") from None
+        return data.symbol_state(symbol)
+
 
 ROUTES: dict[str, Handler] = {
     "/api/v3/ping": LoopbackApi.ping,
@@ -383,6 +421,12 @@ ROUTES: dict[str, Handler] = {
     "/fapi/v2/ticker/price": LoopbackApi.futures_ticker_price,
     "/fapi/v1/ticker/bookTicker": LoopbackApi.futures_book_ticker,
     "/dapi/v1/exchangeInfo": LoopbackApi.derivatives_exchange_info,
+}
+
+# Test hooks, live mode only, answered to 127.0.0.1 clients only: (method, path) -> handler.
+CONTROL_ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/_control/state"): LoopbackApi.control_state,
+    ("POST", "/_control/price"): LoopbackApi.control_price,
 }
 
 
@@ -416,14 +460,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         exchange = self.server.exchange
         parts = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        req = Request(method, parts.path, params)
-        exchange.record(req)
         handler = ROUTES.get(parts.path) if method == "GET" else None
+        body: Any = None
         try:
+            if parts.path.startswith("/_control/"):
+                handler = CONTROL_ROUTES.get((method, parts.path))
+                if self.client_address[0] != HOST:
+                    raise ApiError(403, -1100, "Control endpoints are loopback only.")
+                body = self._json_body()
+            req = Request(method, parts.path, params, body)
+            exchange.record(req)
             if handler is None:
                 exchange.log(f"unknown endpoint: {method} {self.path}")
                 raise ApiError(404, -1100, f"Unknown endpoint {method} {parts.path} (loopback).")
-            body: Any = handler(exchange.api, req)
+            body = handler(exchange.api, req)
             status = 200
         except ApiError as err:
             status, body = err.status, {"code": err.code, "msg": err.msg}
@@ -436,6 +486,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _json_body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0:
+            return None
+        try:
+            return json.loads(self.rfile.read(length))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, -1100, "Body must be JSON.") from None
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.exchange.log_requests:
@@ -451,6 +510,11 @@ class LoopbackExchange:
     ``futures_data`` replace either source. ``port=0`` picks a free port; :attr:`port` /
     :attr:`url` tell which. ``requests`` keeps the last few thousand requests (method, path,
     params) for tests and diagnostics.
+
+    ``live=True`` serves spot markets on the wall clock (:class:`.live.LiveMarketData`; the
+    history is shifted to end where the current, in-progress candle begins) with a price set through
+    :meth:`set_price` / ``POST /_control/price``. Live mode serves no futures (``/fapi`` lists
+    nothing) unless ``futures_data`` is given. Replay (historical timestamps) is the default.
     """
 
     def __init__(
@@ -462,12 +526,14 @@ class LoopbackExchange:
         futures_data: FuturesMarketData | None = None,
         log_requests: bool = False,
         log_stream: TextIO | None = None,
+        live: bool = False,
     ) -> None:
         if data is None:
             if datadir is None:
                 raise ValueError("give a datadir or a MarketData")
-            data = ReplayMarketData(CandleStore(datadir))
-        if futures_data is None and datadir is not None:
+            store = CandleStore(datadir)
+            data = LiveMarketData(store) if live else ReplayMarketData(store)
+        if futures_data is None and datadir is not None and not live:
             store = CandleStore(datadir, FUTURES)
             if store.symbols():
                 futures_data = ReplayMarketData(store)
@@ -535,6 +601,19 @@ class LoopbackExchange:
         return f"http://{HOST}:{self.port}"
 
     @property
+    def live(self) -> bool:
+        return isinstance(self.data, LiveMarketData)
+
+    def set_price(self, symbol: str, price: float) -> None:
+        """Live mode: move ``symbol``'s (``BTCUSDT`` or ``BTC/USDT``) current price now
+        (snapped to the tick, like ``POST /_control/price``)."""
+        if not isinstance(self.data, LiveMarketData):
+            raise RuntimeError("set_price needs live=True")
+        symbol = symbol.replace("/", "")
+        rules = self.api.rules(symbol)
+        self.data.set_price(symbol, max(rules.tick, rules.round_price(price)))
+
+    @property
     def pairs(self) -> list[str]:
         """Spot pairs, e.g. ``BTC/USDT``."""
         return [info.pair for info in self.data.symbols()]
@@ -558,6 +637,8 @@ class LoopbackExchange:
 
     def describe(self) -> str:
         text = f"loopback exchange listening on {self.url} (pairs: {', '.join(self.pairs)})"
+        if self.live:
+            text += " (live: wall-clock candles, POST /_control/price)"
         if self.futures_pairs:
             text += f" (futures: {', '.join(self.futures_pairs)})"
         return text

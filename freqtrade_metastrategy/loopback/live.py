@@ -1,0 +1,250 @@
+"""Live mode: the bundled candles replayed on the wall clock, with a controllable price.
+
+:class:`LiveMarketData` implements :class:`~.candles.MarketData` (spot) for
+``freqtrade trade --dry-run`` against the loopback exchange:
+
+- each symbol's stored history (finest stored interval, e.g. 1h) is shifted by a whole number
+  of intervals so that its **last stored candle ends where the current candle begins** (open
+  time of the current candle = now floored to the interval, the real clock grid): every stored
+  candle is served as a closed candle;
+- ``/klines`` returns closed, contiguous candles followed by the in-progress one last (as
+  Binance does; Freqtrade drops it), coarser intervals are aggregated from the shifted finest
+  candles so they are wall-clock aligned too;
+- the in-progress candle opens at the last stored close and follows the *current price*: its
+  close is the price, its high / low include every price it has seen, its volume grows with the
+  elapsed part of the interval (the mean volume of the last stored candles per full interval).
+  When the clock crosses into the next interval the candle is closed and a new one opens at the
+  current price (flat candles if nobody moves the price);
+- the current price starts at the last stored close and is set with :meth:`set_price` or walked
+  along a path with :meth:`walk` (``POST /_control/price``); tickers and order books are built
+  around it, so they move immediately.
+
+The clock is injectable (``clock`` returns epoch seconds) for deterministic tests.
+This module must not import freqtrade.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .candles import (
+    INTERVAL_MS,
+    Candles,
+    CandleStore,
+    SymbolInfo,
+    UnknownSymbolError,
+    interval_ms,
+    resample,
+)
+
+Clock = Callable[[], float]
+VOLUME_WINDOW = 24  # live candles get the mean volume of the last stored candles
+
+
+@dataclass
+class _Live:
+    """Mutable live state of one symbol (guarded by :attr:`LiveMarketData._lock`)."""
+
+    base: Candles  # stored finest candles, shifted to end where the first live candle opens
+    shift_ms: int
+    volume: float  # volume of a full live candle
+    price: float
+    open_time: int  # of the in-progress candle
+    ohlcv: list[float]  # of the in-progress candle (volume: see _live_volume)
+    closed_times: list[int] = field(default_factory=list)  # candles closed while live
+    closed_ohlcv: list[list[float]] = field(default_factory=list)
+    path: collections.deque[tuple[int, float]] = field(default_factory=collections.deque)
+
+
+class LiveMarketData:
+    """Spot :class:`~.candles.MarketData` on the wall clock (see the module docstring).
+
+    Thread-safe. ``clock`` (epoch seconds, default :func:`time.time`) drives candle times;
+    the history shift is fixed when a symbol is first used (or at construction for all).
+    """
+
+    def __init__(self, store: CandleStore, clock: Clock | None = None) -> None:
+        self.store = store
+        self.clock: Clock = clock if clock is not None else time.time
+        self._lock = threading.RLock()
+        self._state: dict[str, _Live] = {}
+        for info in store.symbols():
+            if store.stored_intervals(info.symbol):
+                self._init_symbol(info.symbol)
+
+    # -- internals -------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _finest_interval(self, symbol: str) -> str:
+        intervals = self.store.stored_intervals(symbol)
+        if not intervals:
+            raise UnknownSymbolError(symbol)
+        return intervals[0]
+
+    def _init_symbol(self, symbol: str) -> _Live:
+        stored = self.store.candles(symbol, self._finest_interval(symbol))
+        if len(stored) == 0:
+            raise UnknownSymbolError(symbol)
+        step = stored.interval_ms
+        current_open = self.now_ms() // step * step
+        shift = current_open - step - int(stored.open_time[-1])
+        base = Candles(stored.open_time + shift, stored.ohlcv, step)
+        price = float(stored.ohlcv[-1, 3])
+        volumes = stored.ohlcv[-VOLUME_WINDOW:, 4]
+        state = _Live(
+            base=base,
+            shift_ms=shift,
+            volume=float(volumes.mean()),
+            price=price,
+            open_time=current_open,
+            ohlcv=[price, price, price, price, 0.0],
+        )
+        self._state[symbol] = state
+        return state
+
+    def _live(self, symbol: str) -> _Live:
+        """The symbol's state advanced to now (caller holds the lock)."""
+        state = self._state.get(symbol)
+        if state is None:
+            self.store.symbol_info(symbol)
+            state = self._init_symbol(symbol)
+        self._advance(state, self.now_ms())
+        return state
+
+    @staticmethod
+    def _apply(state: _Live, price: float) -> None:
+        state.price = price
+        state.ohlcv[1] = max(state.ohlcv[1], price)
+        state.ohlcv[2] = min(state.ohlcv[2], price)
+        state.ohlcv[3] = price
+
+    def _advance(self, state: _Live, now: int) -> None:
+        """Apply due path points and close candles whose interval has ended, in time order."""
+        step = state.base.interval_ms
+        while True:
+            boundary = state.open_time + step
+            due = state.path[0][0] if state.path else None
+            if due is not None and due <= now and due < boundary:
+                self._apply(state, state.path.popleft()[1])
+            elif boundary <= now:
+                state.closed_times.append(state.open_time)
+                state.closed_ohlcv.append([*state.ohlcv[:4], state.volume])
+                p = state.price
+                state.open_time = boundary
+                state.ohlcv = [p, p, p, p, 0.0]
+            else:
+                return
+
+    def _live_candle(self, state: _Live) -> list[float]:
+        """The in-progress candle; its volume grows with the elapsed part of the interval."""
+        step = state.base.interval_ms
+        elapsed = min(max(self.now_ms() - state.open_time, 0), step)
+        return [*state.ohlcv[:4], state.volume * elapsed / step]
+
+    def _series(self, symbol: str) -> Candles:
+        """Finest candles: shifted history, candles closed while live, the in-progress one."""
+        with self._lock:
+            state = self._live(symbol)
+            extra_times = [*state.closed_times, state.open_time]
+            extra = [*state.closed_ohlcv, self._live_candle(state)]
+            base = state.base
+        times = np.concatenate([base.open_time, np.asarray(extra_times, dtype=np.int64)])
+        ohlcv = np.concatenate([base.ohlcv, np.asarray(extra, dtype=np.float64)])
+        return Candles(times, ohlcv, base.interval_ms)
+
+    # -- MarketData ------------------------------------------------------------------------
+    def symbols(self) -> list[SymbolInfo]:
+        return self.store.symbols()
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        return self.store.symbol_info(symbol)
+
+    def klines(
+        self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> Candles:
+        target = interval_ms(interval)
+        series = self._series(symbol)
+        if target < series.interval_ms or target % series.interval_ms:
+            # finer than (or not a multiple of) the stored data: nothing to serve
+            return Candles(np.empty(0, np.int64), np.empty((0, 5), np.float64), target)
+        return resample(series, target).select(start_ms, end_ms, limit)
+
+    def last_price(self, symbol: str) -> float:
+        with self._lock:
+            return self._live(symbol).price
+
+    def recent_candles(self, symbol: str, span_ms: int) -> Candles:
+        series = self._series(symbol)
+        end = int(series.open_time[-1])
+        return series.select(end - span_ms + series.interval_ms, end, len(series))
+
+    def price_sample(self, symbol: str) -> npt.NDArray[np.float64]:
+        stored = self.store.candles(symbol, self._finest_interval(symbol))
+        return stored.ohlcv[-2000:, :4].ravel()
+
+    def server_time_ms(self) -> int:
+        return self.now_ms()
+
+    # -- control ---------------------------------------------------------------------------
+    def set_price(self, symbol: str, price: float) -> None:
+        """Move the current price now (cancels a pending :meth:`walk`)."""
+        self.walk(symbol, [price], 0.0)
+
+    def walk(self, symbol: str, path: Sequence[float], step_seconds: float) -> None:
+        """Walk the price along ``path``: ``path[0]`` now, ``path[i]`` ``i * step_seconds``
+        later (cancels a pending walk). Every point is seen by the candle of its time."""
+        prices = [float(p) for p in path]
+        if not prices or not all(np.isfinite(p) and p > 0 for p in prices):
+            raise ValueError("path must be a non-empty list of positive prices")
+        if step_seconds < 0 or not np.isfinite(step_seconds):
+            raise ValueError("step_seconds must be >= 0")
+        step = int(step_seconds * 1000)
+        with self._lock:
+            state = self._live(symbol)
+            now = self.now_ms()
+            state.path = collections.deque((now + i * step, p) for i, p in enumerate(prices))
+            self._advance(state, now)
+
+    def symbol_state(self, symbol: str) -> dict[str, Any]:
+        with self._lock:
+            state = self._live(symbol)
+            o, h, lo, c, v = self._live_candle(state)
+            return {
+                "symbol": symbol,
+                "price": state.price,
+                "interval": _interval_name(state.base.interval_ms),
+                "shift_ms": state.shift_ms,
+                "candle": {
+                    "open_time": state.open_time,
+                    "close_time": state.open_time + state.base.interval_ms - 1,
+                    "open": o,
+                    "high": h,
+                    "low": lo,
+                    "close": c,
+                    "volume": v,
+                },
+                "closed_live_candles": len(state.closed_times),
+                "pending_path": [[t, p] for t, p in state.path],
+            }
+
+    def state(self) -> dict[str, Any]:
+        """Everything the control endpoint reports (``GET /_control/state``)."""
+        symbols = [info.symbol for info in self.symbols()]
+        return {
+            "mode": "live",
+            "serverTime": self.now_ms(),
+            "symbols": {s: self.symbol_state(s) for s in symbols},
+        }
+
+
+def _interval_name(ms: int) -> str:
+    return next((name for name, value in INTERVAL_MS.items() if value == ms), f"{ms}ms")
