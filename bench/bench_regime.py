@@ -10,7 +10,7 @@ Measures, on ``N`` (default 1,000,000) candles:
 (b) ``compute_regime_features`` alone (TA-Lib + 24 h volume);
 (c) ``add_regime_columns`` (features + classification + the string ``regime`` column).
 
-The candles are real 1h Binance candles from ``DIR`` (default ``/work/shared/data/binance``):
+The candles are real 1h Binance candles from ``DIR`` (default ``../shared/data/binance``):
 the pairs one after another, cycled until ``N`` candles, each pair segment computed separately
 as Freqtrade does. Without that folder a seeded random walk cut into 50,000-candle segments is
 used instead. With real data the script also prints the regime mix (percent of candles per
@@ -42,7 +42,7 @@ from freqtrade_metastrategy.regime import (
     classify_regimes,
 )
 
-DEFAULT_DATA_DIR = Path("/work/shared/data/binance")
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
 OHLCV = ["open", "high", "low", "close", "volume"]
 
 
