@@ -37,7 +37,9 @@ How a trade is managed
   through the store's ledger. ``metastrategy.reward_unit`` can make the learner optimise R per
   unit of stop distance (``r_risk``) or the percent return (``ret_pct``) instead.
   ``confirm_trade_exit`` is not used to learn: it runs before the exit order exists and is
-  skipped for partial exits, exchange stops, liquidations and the end of a backtest.
+  skipped for partial exits, exchange stops, liquidations and the end of a backtest. Live, a
+  sweep (:meth:`MetaStrategyBase.settle_unsettled_trades`) settles closed trades whose reward
+  is missing, at start-up and every 15 minutes.
 
 Every callback that runs per open-trade candle is O(1): dict lookups and arithmetic, no
 dataframe access, no custom-data reads (Freqtrade's backtest custom data is a linear scan).
@@ -74,6 +76,9 @@ logger = logging.getLogger(__name__)
 
 CUSTOM_DATA_KEY = "metastrategy"
 LIVE_MODES = (RunMode.LIVE, RunMode.DRY_RUN)
+#: Live: how often, and how far back, closed trades are checked for a missing reward.
+SWEEP_EVERY = timedelta(minutes=15)
+SWEEP_LOOKBACK = timedelta(days=2)
 #: Relative distance a stop handed to Freqtrade is moved away from the price. Freqtrade
 #: rebuilds the stop price from the ratio ``custom_stoploss`` returns and rounds it toward the
 #: price (up for longs, down for shorts); float noise would turn a stop exactly on a tick
@@ -206,6 +211,7 @@ class MetaStrategyBase(IStrategy):
         # per pair: candle open times (epoch s), regime, ATR, regime confidence
         self._signal_arrays: dict[str, tuple[npt.NDArray[Any], ...]] = {}
         self._last_loop: datetime | None = None
+        self._last_sweep: datetime | None = None
         self._export_registered = False
         self.selector: MetaStrategySelector = self._new_selector(MemoryStore())
 
@@ -261,6 +267,8 @@ class MetaStrategyBase(IStrategy):
             store = self._memory_store()
         self.selector = self._new_selector(store)
         self._states.clear()
+        if self._live:
+            self.settle_unsettled_trades(since=None)
         if self._runmode == RunMode.BACKTEST and not self._export_registered:
             atexit.register(self.export_backtest_qtable)
             self._export_registered = True
@@ -276,7 +284,37 @@ class MetaStrategyBase(IStrategy):
                 self.export_backtest_qtable()
             self.selector = self._new_selector(self._memory_store())
             self._states.clear()
+        if self._live and (self._last_sweep is None or
+                           current_time - self._last_sweep >= SWEEP_EVERY):
+            self.settle_unsettled_trades(since=current_time - SWEEP_LOOKBACK)
+            self._last_sweep = current_time
         self._last_loop = current_time
+
+    def settle_unsettled_trades(self, since: datetime | None) -> int:
+        """Live: settle closed trades with frozen data whose reward is not in the ledger.
+
+        The closing fill (``order_filled``) settles every trade; this is the fallback for a
+        reward it never recorded (e.g. the process died between the fill and the settlement).
+        It uses the trade's final realized profit. ``since=None`` checks every closed trade (at
+        start-up), otherwise those closed after ``since``. Returns how many it settled.
+        """
+        settled = 0
+        for trade in Trade.get_trades_proxy(is_open=False, close_date=since):
+            raw = trade.get_custom_data(CUSTOM_DATA_KEY)
+            if not raw or self.selector.store.is_settled(trade_key(trade)):
+                continue
+            try:
+                state = TradeState.from_json(raw)
+            except (ValueError, KeyError, TypeError, MetaStrategyError) as exc:
+                logger.warning("%s trade %s: unreadable frozen data (%s), not settled",
+                               trade.pair, trade.id, exc)
+                continue
+            when = trade.close_date_utc if trade.close_date else None
+            if self._settle(trade, state, float(trade.realized_profit or 0.0), when):
+                settled += 1
+        if settled:
+            logger.info("[RL] settled %d closed trade(s) whose reward was missing", settled)
+        return settled
 
     def backtest_qtable_path(self) -> Path:
         if self.ms_config.backtest_qtable_file:
@@ -566,7 +604,9 @@ class MetaStrategyBase(IStrategy):
             return 100.0 * pnl / (state.amount * state.plan.entry_price)
         return r_atr
 
-    def _settle(self, trade: Trade, state: TradeState, pnl: float, when: datetime) -> bool:
+    def _settle(
+        self, trade: Trade, state: TradeState, pnl: float, when: datetime | None
+    ) -> bool:
         reward = self._reward(state, pnl)
         done = self.selector.update_reward(
             trade.pair, state.regime, state.profile.strategy_id, reward,
