@@ -75,8 +75,8 @@ LABELS = {
 # ----------------------------------------------------------------------------------------------
 # child: one in-process backtest
 # ----------------------------------------------------------------------------------------------
-CALLBACKS = ("bot_start", "bot_loop_start", "confirm_trade_entry", "confirm_trade_exit",
-             "custom_stoploss", "adjust_trade_position", "custom_roi", "order_filled")
+CALLBACKS = ("bot_start", "bot_loop_start", "confirm_trade_entry", "custom_stoploss",
+             "adjust_trade_position", "custom_roi", "order_filled")
 #: MetaStrategyBase helpers timed too (their time is inside the callbacks' above).
 INTERNALS = ("_signal_row", "_freeze", "_settle")
 

@@ -36,8 +36,9 @@ How a trade is managed
   stake currency (partials and fees included) / (filled entry amount x 1R), settled exactly once
   through the store's ledger. ``metastrategy.reward_unit`` can make the learner optimise R per
   unit of stop distance (``r_risk``) or the percent return (``ret_pct``) instead.
-  ``confirm_trade_exit`` is not used to learn: it runs before the exit order exists and is
-  skipped for partial exits, exchange stops, liquidations and the end of a backtest. Live, a
+  ``confirm_trade_exit`` is not overridden: it runs before the exit order exists and is
+  skipped for partial exits, exchange stops, liquidations and the end of a backtest, so it
+  cannot learn, and overriding it would only cost Freqtrade a trade deepcopy per exit. Live, a
   sweep (:meth:`MetaStrategyBase.settle_unsettled_trades`) settles closed trades whose reward
   is missing, at start-up and every 15 minutes.
 
@@ -615,13 +616,6 @@ class MetaStrategyBase(IStrategy):
         if not trade.is_open or self._runmode in (RunMode.BACKTEST, RunMode.HYPEROPT):
             self._states.pop(trade.id, None)
         return done
-
-    def confirm_trade_exit(
-        self, pair: str, trade: Trade, order_type: str, amount: float, rate: float,
-        time_in_force: str, exit_reason: str, current_time: datetime, **kwargs: Any,
-    ) -> bool:
-        """Never blocks an exit, and does not learn: the fill (``order_filled``) does."""
-        return True
 
     # ------------------------------------------------------------------------------------------
     # introspection helpers (tests, reports)

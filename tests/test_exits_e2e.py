@@ -202,10 +202,11 @@ CASES: list[Case] = [
     ),
     Case(
         "open_at_end", "BCH",
-        # No level is ever reached: the trade is still open when the data ends, Freqtrade
-        # force-exits it at the last close (no confirm_trade_exit call on this path) and the
-        # closing fill still settles its reward exactly once.
-        "nothing reached before the data ends: force exit at the last close, reward settled",
+        # No level is ever reached: the trade is still open when the data ends. Freqtrade
+        # force-exits it at the last candle's open (the quiet pad's price; no
+        # confirm_trade_exit call on this path) and the closing fill still settles its reward
+        # exactly once.
+        "nothing reached before the data ends: force exit at the last open, reward settled",
         [RISING_ENTRY, Bar(0.6, 0.9, 0.2, 0.5)],
         lambda g: [Fill(1.0, g.px(0.5), "force_exit", 1 + PAD)],
     ),

@@ -54,7 +54,7 @@ def _overridden_callbacks(cls: type) -> list[str]:
 
 
 #: The callbacks MetaStrategyBase overrides (today: adjust_trade_position, bot_loop_start,
-#: bot_start, confirm_trade_entry, confirm_trade_exit, custom_roi, custom_stoploss, order_filled).
+#: bot_start, confirm_trade_entry, custom_roi, custom_stoploss, order_filled).
 META_CALLBACKS = _overridden_callbacks(MetaStrategyBase)
 
 
@@ -135,12 +135,6 @@ class TwinTrivialCallbacks(_TwinBase):
         self, pair: str, trade: Trade, order: Order, current_time: datetime, **kwargs: Any
     ) -> None:
         return None
-
-    def confirm_trade_exit(
-        self, pair: str, trade: Trade, order_type: str, amount: float, rate: float,
-        time_in_force: str, exit_reason: str, current_time: datetime, **kwargs: Any,
-    ) -> bool:
-        return True
 
 
 # Twin B must override exactly what MetaStrategy overrides, or the comparison is meaningless.
