@@ -13,6 +13,11 @@ and override :meth:`populate_entry_trend` (and anything else) to use their own s
 
 How a trade is managed
 ----------------------
+* **Regime**: computed per candle in ``populate_indicators`` from the candles (ATR%, ADX,
+  trend strength, 24 h quote volume). Live and dry-run, the order book is also read when an
+  entry is confirmed: depth within 5 bps of the mid below ``illiquid_depth_threshold`` or a
+  spread above ``illiquid_spread_threshold`` makes the trade's regime ``illiquid`` (blocked
+  with ``block_illiquid``). Backtests have no order books: there ``illiquid`` is volume only.
 * **Entry fill** (``order_filled``, the first callback where the trade has an id): the selector
   chooses a profile for (pair, regime of the signal candle). The trade freezes profile,
   regime, 1R (ATR of the signal candle), entry price, filled amount, the decision's probability
@@ -68,6 +73,7 @@ from pandas import DataFrame
 from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.errors import ConfigError, MetaStrategyError
 from freqtrade_metastrategy.exitplan import TradePlan
+from freqtrade_metastrategy.liquidity import BookLiquidity, book_liquidity
 from freqtrade_metastrategy.profiles import AggressivenessLevel, StrategyProfile
 from freqtrade_metastrategy.regime import REGIMES, MarketRegime, add_regime_columns
 from freqtrade_metastrategy.selector import MetaStrategySelector
@@ -80,6 +86,11 @@ LIVE_MODES = (RunMode.LIVE, RunMode.DRY_RUN)
 #: Live: how often, and how far back, closed trades are checked for a missing reward.
 SWEEP_EVERY = timedelta(minutes=15)
 SWEEP_LOOKBACK = timedelta(days=2)
+#: Live: order-book levels fetched for the liquidity check (the second when the first ends
+#: inside the 5 bps band and shows too little depth), and how long a snapshot taken at the
+#: entry confirmation is reused for the entry fill.
+BOOK_LEVELS = (100, 1000)
+BOOK_MAX_AGE = timedelta(minutes=5)
 #: Relative distance a stop handed to Freqtrade is moved away from the price. Freqtrade
 #: rebuilds the stop price from the ratio ``custom_stoploss`` returns and rounds it toward the
 #: price (up for longs, down for shorts); float noise would turn a stop exactly on a tick
@@ -211,6 +222,8 @@ class MetaStrategyBase(IStrategy):
         self._states: dict[int, TradeState] = {}
         # per pair: candle open times (epoch s), regime, ATR, regime confidence
         self._signal_arrays: dict[str, tuple[npt.NDArray[Any], ...]] = {}
+        # live: the last order book snapshot per pair (time, liquidity)
+        self._books: dict[str, tuple[datetime, BookLiquidity]] = {}
         self._last_loop: datetime | None = None
         self._last_sweep: datetime | None = None
         self._export_registered = False
@@ -415,21 +428,77 @@ class MetaStrategyBase(IStrategy):
         self, pair: str, order_type: str, amount: float, rate: float, time_in_force: str,
         current_time: datetime, entry_tag: str | None, side: str, **kwargs: Any,
     ) -> bool:
-        """Refuse entries whose signal candle is illiquid (``block_illiquid``)."""
-        if not self.ms_config.block_illiquid:
-            return True
+        """Refuse entries whose signal candle is illiquid (``block_illiquid``).
+
+        Live and dry-run, the order book counts too: a thin book (depth within 5 bps below
+        ``illiquid_depth_threshold``) or a wide spread (above ``illiquid_spread_threshold``)
+        makes the regime ``illiquid`` whatever the candles say. The snapshot is kept for the
+        entry fill, where the regime is frozen on the trade.
+        """
         row = self._signal_row(pair, current_time)
-        if row is not None and row.regime == MarketRegime.ILLIQUID.value:
-            logger.info("[REGIME] %s illiquid at %s: entry blocked (block_illiquid)",
-                        pair, row.date)
+        regime = row.regime if row is not None else MarketRegime.UNKNOWN.value
+        if self._live:
+            regime, why = self._book_regime(pair, regime, current_time, fresh=True)
+        else:
+            why = "24h quote volume"
+        if self.ms_config.block_illiquid and regime == MarketRegime.ILLIQUID.value:
+            logger.info("[REGIME] %s illiquid (%s): entry blocked (block_illiquid)", pair, why)
             return False
         return True
+
+    def _book_regime(
+        self, pair: str, regime: str, now: datetime, *, fresh: bool
+    ) -> tuple[str, str]:
+        """Live: ``regime``, or ``illiquid`` when the order book says so, and why.
+
+        ``fresh=True`` fetches the book; otherwise the snapshot taken by
+        ``confirm_trade_entry`` is reused if it is younger than :data:`BOOK_MAX_AGE` (the entry
+        fill follows it within the same loop), else the book is fetched.
+        """
+        if regime == MarketRegime.ILLIQUID.value:
+            return regime, "24h quote volume"
+        cached = self._books.get(pair)
+        if fresh or cached is None or now - cached[0] > BOOK_MAX_AGE:
+            book = self._fetch_book(pair)
+            if book is None:
+                return regime, "order book unavailable"
+            self._books[pair] = (now, book)
+        else:
+            book = cached[1]
+        signals = book.illiquid_signals(self.ms_config.thresholds)
+        if signals:
+            return MarketRegime.ILLIQUID.value, "order book: " + ", ".join(signals)
+        return regime, (f"order book depth_5bps=${book.depth_quote:,.0f}, "
+                        f"spread={book.spread_bps:.1f}bps")
+
+    def _fetch_book(self, pair: str) -> BookLiquidity | None:
+        """The pair's order book liquidity, or None if the exchange cannot tell (logged)."""
+        try:
+            levels = BOOK_LEVELS[0]
+            book = self.dp.orderbook(pair, levels)
+            liquidity = book_liquidity(book.get("bids") or [], book.get("asks") or [])
+            if liquidity.truncated and not liquidity.empty and (
+                liquidity.depth_quote < self.ms_config.thresholds.illiquid_depth_threshold
+            ):
+                # The levels fetched end inside the band: ask for enough to see all of it.
+                levels = BOOK_LEVELS[1]
+                book = self.dp.orderbook(pair, levels)
+                liquidity = book_liquidity(book.get("bids") or [], book.get("asks") or [])
+        except Exception as exc:  # any exchange failure: fall back to volume
+            logger.warning("%s: order book unavailable (%s); liquidity from volume only",
+                           pair, exc)
+            return None
+        return liquidity
 
     def _freeze(self, pair: str, trade: Trade, current_time: datetime) -> TradeState:
         """Choose a profile for the trade and freeze everything its exits need."""
         row = self._signal_row(pair, trade.open_date_utc)
         atr = row.atr if row is not None else math.nan
         regime = row.regime if row is not None else MarketRegime.UNKNOWN.value
+        book_note = ""
+        if self._live:
+            regime, book_note = self._book_regime(pair, regime, current_time, fresh=False)
+            book_note = f", {book_note}"
         entry = float(trade.open_rate)
         if not (math.isfinite(atr) and atr > 0):
             atr = 0.01 * entry
@@ -452,8 +521,8 @@ class MetaStrategyBase(IStrategy):
         )
         level = logging.INFO if self._live else logging.DEBUG
         if row is not None:
-            logger.log(level, "[REGIME] %s %s at %s (confidence %.2f), ATR=%.8g",
-                       pair, regime, row.date, row.confidence, atr)
+            logger.log(level, "[REGIME] %s %s at %s (confidence %.2f), ATR=%.8g%s",
+                       pair, regime, row.date, row.confidence, atr, book_note)
         logger.log(level, "[STRATEGY] %s trade %s %s -> %s (%s, p=%.3f)", pair, trade.id,
                    "short" if trade.is_short else "long", profile.strategy_id, why, prob)
         self._states[trade.id] = state

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,9 +35,10 @@ from conftest import (
 
 from freqtrade_metastrategy.cli import build_parser as metastrategy_parser
 from freqtrade_metastrategy.loopback import LiveMarketData, LoopbackExchange
-from freqtrade_metastrategy.loopback.candles import CandleStore
+from freqtrade_metastrategy.loopback.candles import CandleStore, UnknownSymbolError
 from freqtrade_metastrategy.loopback.cli import build_parser, main
 from freqtrade_metastrategy.loopback.cli import run as loopback_run
+from freqtrade_metastrategy.loopback.markets import BookShape, market_rules, order_book
 
 HOUR_MS = 3_600_000
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -199,6 +201,245 @@ def test_control_errors(live_exchange: LoopbackExchange, tmp_path: Path) -> None
     with LoopbackExchange(DATADIR, port=0) as replay:  # replay mode has no control
         status, body = call(f"{replay.url}/_control/state")
         assert status == 400 and "live" in body["msg"]
+
+
+def test_set_prices_and_book_shape_in_market_data(store: CandleStore) -> None:
+    data = LiveMarketData(store, FakeClock(1_795_245_000.0))
+    btc, eth = data.last_price("BTCUSDT"), data.last_price("ETHUSDT")
+    data.walk("ETHUSDT", [eth, eth * 2], step_seconds=60)
+    data.set_prices({"BTCUSDT": btc * 0.9, "ETHUSDT": eth * 1.1})
+    assert data.last_price("BTCUSDT") == pytest.approx(btc * 0.9)
+    assert data.last_price("ETHUSDT") == pytest.approx(eth * 1.1)
+    assert data.symbol_state("ETHUSDT")["pending_path"] == []  # the walk was cancelled
+    # every symbol is checked before any moves
+    with pytest.raises(UnknownSymbolError):
+        data.set_prices({"BTCUSDT": btc, "NOPEUSDT": 1.0})
+    with pytest.raises(ValueError, match="prices"):
+        data.set_prices({"BTCUSDT": btc, "ETHUSDT": -1.0})
+    with pytest.raises(ValueError, match="prices"):
+        data.set_prices({})
+    assert data.last_price("BTCUSDT") == pytest.approx(btc * 0.9)
+    # the book shape is kept across price moves and read together with the price
+    assert data.quote("BTCUSDT")[1] == BookShape()
+    data.set_book("BTCUSDT", depth_scale=0.5, spread_bps=10)
+    data.set_price("BTCUSDT", btc)
+    assert data.quote("BTCUSDT") == (btc, BookShape(0.5, 10.0))
+    assert data.symbol_state("BTCUSDT")["book"] == {
+        "depth_scale": 0.5,
+        "spread_bps": 10.0,
+        "default": False,
+    }
+    for bad in ({"depth_scale": 0.0}, {"depth_scale": float("nan")}, {"spread_bps": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            data.set_book("BTCUSDT", **bad)
+    data.reset_book("BTCUSDT")
+    assert data.state()["symbols"]["BTCUSDT"]["book"]["default"] is True
+
+
+def test_order_book_shape_parameters(store: CandleStore) -> None:
+    data = LiveMarketData(store, FakeClock(1_795_245_000.0))
+    rules = market_rules(data, "BTCUSDT")
+    last = data.last_price("BTCUSDT")
+    default = order_book(rules, last, 20)
+    assert order_book(rules, last, 20, depth_scale=1.0, spread_bps=None) == default
+    thin = order_book(rules, last, 20, depth_scale=0.01)
+    assert [p for p, _ in thin.bids] == [p for p, _ in default.bids]
+    for (_, q), (_, q0) in zip(thin.asks, default.asks, strict=True):
+        assert q == pytest.approx(q0 * 0.01, abs=rules.step)
+    tick = rules.tick
+    for price, bps in itertools.product(
+        (last, last + tick / 3, last + tick * 2 / 3), (0, 1, 25, 300)
+    ):
+        book = order_book(rules, price, 5, spread_bps=bps)
+        bid, ask = book.bids[0][0], book.asks[0][0]
+        assert bid <= price <= ask and bid < ask  # around the price, never crossed
+        target = max(price * bps / 1e4, tick)  # rounded up to the tick: at most a tick wider
+        assert target - 1e-9 <= ask - bid < target + tick + 1e-9
+        assert abs((bid + ask) / 2 - price) <= tick  # centred
+
+
+def near_depth(depth: dict[str, Any], bps: float = 5.0) -> float:
+    """Quote depth of the levels within ``bps`` of the mid price."""
+    bids = [(float(p), float(q)) for p, q in depth["bids"]]
+    asks = [(float(p), float(q)) for p, q in depth["asks"]]
+    mid = (bids[0][0] + asks[0][0]) / 2
+    return sum(p * q for p, q in bids if p >= mid * (1 - bps / 1e4)) + sum(
+        p * q for p, q in asks if p <= mid * (1 + bps / 1e4)
+    )
+
+
+def spread_bps(depth: dict[str, Any]) -> tuple[float, float]:
+    """(spread in bps of the mid, one tick in bps of the mid)."""
+    bid, ask = float(depth["bids"][0][0]), float(depth["asks"][0][0])
+    mid = (bid + ask) / 2
+    return (ask - bid) / mid * 1e4, 0.0101 / mid * 1e4  # BTCUSDT's tick: 0.01 (+1% for mid/last)
+
+
+def test_control_prices_moves_symbols_atomically(live_exchange: LoopbackExchange) -> None:
+    url = live_exchange.url
+    _, before = call(f"{url}/api/v3/ticker/price")
+    start = {t["symbol"]: float(t["price"]) for t in before}
+    btc, eth = round(start["BTCUSDT"] * 0.97, 2), round(start["ETHUSDT"] * 1.03, 2)
+    status, moved = call(
+        f"{url}/_control/prices", {"prices": {"BTCUSDT": btc + 0.004, "ETH/USDT": eth}}
+    )
+    assert status == 200 and set(moved["symbols"]) == {"BTCUSDT", "ETHUSDT"}
+    assert moved["symbols"]["BTCUSDT"]["price"] == pytest.approx(btc)  # snapped to the tick
+    assert moved["symbols"]["ETHUSDT"]["candle"]["close"] == pytest.approx(eth)
+    _, after = call(f"{url}/api/v3/ticker/price")
+    prices = {t["symbol"]: float(t["price"]) for t in after}
+    assert prices["BTCUSDT"] == pytest.approx(btc) and prices["ETHUSDT"] == pytest.approx(eth)
+    assert prices["SOLUSDT"] == start["SOLUSDT"]  # untouched
+    for symbol, target in (("BTCUSDT", btc), ("ETHUSDT", eth)):
+        _, ticker = call(f"{url}/api/v3/ticker/24hr?symbol={symbol}")
+        assert float(ticker["lastPrice"]) == pytest.approx(target)
+        assert float(ticker["bidPrice"]) <= target <= float(ticker["askPrice"])
+    # a poller never sees one symbol moved and not the other
+    states = [{"BTCUSDT": btc, "ETHUSDT": eth}, {"BTCUSDT": btc * 1.01, "ETHUSDT": eth * 1.01}]
+    seen: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        query = 'symbols=["BTCUSDT","ETHUSDT"]'
+        while not stop.is_set():
+            _, rows = call(f"{url}/api/v3/ticker/price?{urllib.parse.quote(query, safe='=')}")
+            quotes = {r["symbol"]: float(r["price"]) for r in rows}
+            seen.append((quotes["BTCUSDT"], quotes["ETHUSDT"]))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        for i in range(60):
+            live_exchange.set_prices(states[i % 2])
+            time.sleep(0.002)
+    finally:
+        stop.set()
+        poller.join(timeout=10)
+    allowed = {
+        (round(s["BTCUSDT"], 2), round(s["ETHUSDT"], 2)) for s in states
+    }  # ticks: 0.01 for both
+    assert seen and {(round(b, 2), round(e, 2)) for b, e in seen} <= allowed
+    live_exchange.set_prices({"BTC/USDT": start["BTCUSDT"], "ETHUSDT": start["ETHUSDT"]})
+
+
+def test_control_prices_errors(live_exchange: LoopbackExchange) -> None:
+    url = live_exchange.url
+    _, before = call(f"{url}/api/v3/ticker/price?symbol=BTCUSDT")
+    for body in (
+        {},
+        {"prices": None},
+        {"prices": []},
+        {"prices": {}},
+        {"prices": {"BTCUSDT": -1}},
+        {"prices": {"BTCUSDT": "abc"}},
+        {"prices": {"BTCUSDT": True}},
+        {"prices": {"BTCUSDT": 40000, "SOLUSDT": 0}},  # nothing moves
+        {"prices": {"BTCUSDT": 40000, "BTC/USDT": 41000}},
+        {"prices": {"BTCUSDT": 40000}, "symbol": "BTCUSDT"},
+    ):
+        status, error = call(f"{url}/_control/prices", body)
+        assert status == 400 and "prices" in error["msg"], (body, error)
+        assert error["code"] in (-1100, -1102)
+    unknown = call(f"{url}/_control/prices", {"prices": {"BTCUSDT": 40000, "NOPE": 1}})
+    assert unknown == call(f"{url}/_control/price", {"symbol": "NOPE", "price": 1})
+    assert unknown == (400, {"code": -1121, "msg": "Invalid symbol."})
+    assert call(f"{url}/api/v3/ticker/price?symbol=BTCUSDT")[1] == before
+
+
+def test_control_book_shapes_depth_and_spread(live_exchange: LoopbackExchange) -> None:
+    url = live_exchange.url
+    depth_url = f"{url}/api/v3/depth?symbol=BTCUSDT&limit=100"
+    _, price = call(f"{url}/api/v3/ticker/price?symbol=BTCUSDT")
+    start = float(price["price"])
+    _, default = call(depth_url)
+    assert near_depth(default) > 50_000
+    # a thin book: same prices, 1% of the quantities
+    status, state = call(f"{url}/_control/book", {"symbol": "BTC/USDT", "depth_scale": 0.01})
+    assert status == 200
+    assert state["book"] == {"depth_scale": 0.01, "spread_bps": None, "default": False}
+    _, thin = call(depth_url)
+    assert 0 < near_depth(thin) < 50_000
+    assert [p for p, _ in thin["bids"]] == [p for p, _ in default["bids"]]
+    # a wide spread (the call replaces the whole shape: depth back to the default)
+    status, state = call(f"{url}/_control/book", {"symbol": "BTCUSDT", "spread_bps": 25})
+    assert status == 200 and state["book"]["spread_bps"] == 25 and state["book"]["depth_scale"] == 1
+    _, wide = call(depth_url)
+    spread, tick = spread_bps(wide)
+    assert abs(spread - 25) <= tick
+    _, book = call(f"{url}/api/v3/ticker/bookTicker?symbol=BTCUSDT")
+    _, ticker = call(f"{url}/api/v3/ticker/24hr?symbol=BTCUSDT")
+    for quote in (book, ticker):
+        assert float(quote["bidPrice"]) == float(wide["bids"][0][0])
+        assert float(quote["askPrice"]) == float(wide["asks"][0][0])
+    # both at once, kept across price moves (HTTP and Python API)
+    call(f"{url}/_control/book", {"symbol": "BTCUSDT", "depth_scale": 0.01, "spread_bps": 25})
+    call(f"{url}/_control/price", {"symbol": "BTCUSDT", "price": round(start * 1.05, 2)})
+    live_exchange.set_prices({"BTC/USDT": round(start * 1.02, 2), "ETHUSDT": 2000})
+    _, moved = call(depth_url)
+    spread, tick = spread_bps(moved)
+    assert abs(spread - 25) <= tick
+    assert float(moved["bids"][0][0]) < round(start * 1.02, 2) < float(moved["asks"][0][0])
+    assert float(moved["asks"][0][1]) * float(moved["asks"][0][0]) < 1_000  # still thin
+    _, state = call(f"{url}/_control/state")
+    assert state["symbols"]["BTCUSDT"]["book"] == {
+        "depth_scale": 0.01,
+        "spread_bps": 25,
+        "default": False,
+    }
+    assert state["symbols"]["ETHUSDT"]["book"]["default"] is True
+    # reset restores the default book (byte for byte at the same price)
+    live_exchange.set_price("BTCUSDT", start)
+    status, state = call(f"{url}/_control/book", {"symbol": "BTCUSDT", "reset": True})
+    assert status == 200 and state["book"]["default"] is True
+    _, restored = call(depth_url)
+    assert {k: v for k, v in restored.items() if k != "lastUpdateId"} == {
+        k: v for k, v in default.items() if k != "lastUpdateId"
+    }
+    # Python API
+    live_exchange.set_book("BTC/USDT", depth_scale=0.01)
+    assert near_depth(call(depth_url)[1]) < 50_000
+    live_exchange.reset_book("BTCUSDT")
+    assert near_depth(call(depth_url)[1]) > 50_000
+    with pytest.raises(ValueError, match="spread_bps"):
+        live_exchange.set_book("BTCUSDT", spread_bps=-5)
+
+
+def test_control_book_errors(live_exchange: LoopbackExchange) -> None:
+    url = live_exchange.url
+    for body, word in (
+        ({"depth_scale": 0.5}, "symbol"),
+        ({"symbol": "BTCUSDT", "depth_scale": 0}, "depth_scale"),
+        ({"symbol": "BTCUSDT", "depth_scale": -1}, "depth_scale"),
+        ({"symbol": "BTCUSDT", "depth_scale": "thin"}, "depth_scale"),
+        ({"symbol": "BTCUSDT", "spread_bps": -1}, "spread_bps"),
+        ({"symbol": "BTCUSDT", "spread_bps": [25]}, "spread_bps"),
+        ({"symbol": "BTCUSDT", "reset": "yes"}, "reset"),
+        ({"symbol": "BTCUSDT", "reset": True, "spread_bps": 5}, "reset"),
+        ({"symbol": "BTCUSDT", "spread": 25}, "spread"),
+    ):
+        status, error = call(f"{url}/_control/book", body)
+        assert status == 400 and word in error["msg"], (body, error)
+    assert call(f"{url}/_control/book", {"symbol": "NOPE", "depth_scale": 0.5}) == (
+        400,
+        {"code": -1121, "msg": "Invalid symbol."},
+    )
+    _, state = call(f"{url}/_control/state")
+    assert state["symbols"]["BTCUSDT"]["book"]["default"] is True  # nothing applied
+
+
+def test_new_control_endpoints_need_live_mode() -> None:
+    with LoopbackExchange(DATADIR, port=0, log_stream=io.StringIO()) as replay:
+        for path, body in (
+            ("prices", {"prices": {"BTCUSDT": 40000}}),
+            ("book", {"symbol": "BTCUSDT", "depth_scale": 0.01}),
+            ("book", {"symbol": "BTCUSDT", "reset": True}),
+        ):
+            status, error = call(f"{replay.url}/_control/{path}", body)
+            assert status == 400 and "live" in error["msg"]
+        with pytest.raises(RuntimeError, match="live"):
+            replay.set_prices({"BTCUSDT": 40000})
+        with pytest.raises(RuntimeError, match="live"):
+            replay.set_book("BTCUSDT", depth_scale=0.01)
 
 
 def test_cli_live_flag(tmp_path: Path) -> None:

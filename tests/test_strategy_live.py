@@ -1,11 +1,15 @@
-"""Live-mode settlement fallback, on Freqtrade's real trades database (SQLite via init_db)."""
+"""Live and dry-run behaviour on Freqtrade's real trades database (SQLite via init_db): the
+settlement fallback and the order-book liquidity check."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from freqtrade.enums import RunMode
 from freqtrade.persistence import Trade, init_db
@@ -90,3 +94,117 @@ def test_periodic_sweep_runs_at_most_every_15_minutes(tmp_path: Path, trades_db:
     assert len(s.selector.store.ledger()) == 1       # not yet
     s.bot_loop_start(current_time=now + timedelta(minutes=16))
     assert len(s.selector.store.ledger()) == 2
+
+
+# -- order-book liquidity (live and dry-run only) ------------------------------------------------
+
+
+class _Book:
+    """The strategy's view of the exchange's order books (``dp.orderbook``), per pair."""
+
+    def __init__(self, levels: dict[str, tuple[float, float, int]]) -> None:
+        # pair -> (mid, quote notional per level, number of levels in 0.5 bp steps)
+        self.levels = levels
+        self.calls: list[tuple[str, int]] = []
+        self.fail = False
+
+    def orderbook(self, pair: str, maximum: int) -> dict[str, list[list[float]]]:
+        self.calls.append((pair, maximum))
+        if self.fail:
+            raise RuntimeError("exchange down")
+        mid, notional, count = self.levels[pair]
+        count = min(count, maximum)
+        bids = [[mid * (1 - (0.5 + i * 0.5) / 1e4), notional / mid] for i in range(count)]
+        asks = [[mid * (1 + (0.5 + i * 0.5) / 1e4), notional / mid] for i in range(count)]
+        return {"bids": bids, "asks": asks}
+
+
+def _with_signal(s: _Meta, pair: str, regime: str = "trend_up") -> None:
+    signal = int((T0 - timedelta(hours=1)).timestamp())
+    s._signal_arrays[pair] = (np.array([signal]), np.array([regime]), np.array([2.0]),
+                              np.array([0.8]))
+
+
+def _confirm(s: _Meta, pair: str, when: datetime = T0) -> bool:
+    return s.confirm_trade_entry(pair, "market", 1.0, 100.0, "GTC", when, None, "long")
+
+
+@pytest.mark.parametrize(
+    ("notional", "count", "expect_ok"),
+    [
+        (10_000.0, 20, True),    # 10 levels within 5 bps per side: $200k
+        (2_000.0, 20, False),    # $40k < $50k
+    ],
+)
+def test_live_entry_checks_order_book_depth(
+    tmp_path: Path, notional: float, count: int, expect_ok: bool
+) -> None:
+    s = dry_run_strategy(tmp_path)
+    s.dp = _Book({"BTC/USDT": (100.0, notional, count)})  # type: ignore[assignment]
+    _with_signal(s, "BTC/USDT")
+    assert _confirm(s, "BTC/USDT") is expect_ok
+
+
+def test_live_wide_spread_is_illiquid_and_regime_is_frozen(
+    tmp_path: Path, trades_db: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = _Meta({"runmode": RunMode.DRY_RUN, "timeframe": "1h", "stake_currency": "USDT",
+               "user_data_dir": str(tmp_path),
+               "metastrategy": {"store_url": f"sqlite:///{tmp_path / 'q.sqlite'}",
+                                "block_illiquid": False}})
+    book = _Book({"ETH/USDT": (100.0, 50_000.0, 20)})
+    s.dp = book  # type: ignore[assignment]
+    _with_signal(s, "ETH/USDT", "trend_up")
+
+    def wide(pair: str, maximum: int) -> dict[str, list[list[float]]]:
+        book.calls.append((pair, maximum))
+        return {"bids": [[99.9, 1000.0]], "asks": [[100.1, 1000.0]]}  # 20 bps
+
+    book.orderbook = wide  # type: ignore[method-assign]
+    assert _confirm(s, "ETH/USDT") is True  # not blocked: block_illiquid is off
+    trade = Trade(pair="ETH/USDT", open_rate=100.0, amount=10.0, stake_amount=1000.0,
+                  open_date=T0, fee_open=0.001, fee_close=0.001, is_open=True,
+                  exchange="binance", leverage=1.0)
+    Trade.session.add(trade)
+    Trade.commit()
+    with caplog.at_level(logging.INFO):
+        state = s._freeze("ETH/USDT", trade, T0 + timedelta(seconds=2))
+    assert state.regime == "illiquid"
+    assert len(book.calls) == 1  # the fill reused the confirmation's snapshot
+    assert "spread=20.0bps > 10.0bps" in caplog.text
+    assert json.loads(trade.get_custom_data(CUSTOM_DATA_KEY))["regime"] == "illiquid"
+
+
+def test_live_book_truncated_inside_band_is_fetched_deeper(tmp_path: Path) -> None:
+    s = dry_run_strategy(tmp_path)
+    # Only 4 levels per side (0.5..2 bps): the book ends inside the 5 bps band.
+    book = _Book({"BTC/USDT": (100.0, 5_000.0, 4)})
+    s.dp = book  # type: ignore[assignment]
+    _with_signal(s, "BTC/USDT")
+    assert _confirm(s, "BTC/USDT") is False  # 8 levels x 5k = 40k, even after asking for more
+    assert book.calls == [("BTC/USDT", 100), ("BTC/USDT", 1000)]
+
+
+def test_live_book_failure_falls_back_to_volume(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = dry_run_strategy(tmp_path)
+    book = _Book({})
+    book.fail = True
+    s.dp = book  # type: ignore[assignment]
+    _with_signal(s, "BTC/USDT")
+    with caplog.at_level(logging.WARNING):
+        assert _confirm(s, "BTC/USDT") is True
+    assert "order book unavailable" in caplog.text
+
+
+def test_backtest_never_reads_order_books(tmp_path: Path) -> None:
+    s = _Meta({"runmode": RunMode.BACKTEST, "timeframe": "1h", "stake_currency": "USDT",
+               "user_data_dir": str(tmp_path)})
+    book = _Book({"BTC/USDT": (100.0, 1.0, 1)})
+    s.dp = book  # type: ignore[assignment]
+    _with_signal(s, "BTC/USDT")
+    assert _confirm(s, "BTC/USDT") is True
+    _with_signal(s, "BTC/USDT", "illiquid")
+    assert _confirm(s, "BTC/USDT") is False  # volume-based illiquid still blocks
+    assert book.calls == []

@@ -58,8 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help=(
             "live mode for `freqtrade trade --dry-run`: spot candles shifted to the wall clock "
             "(the last stored candle is the current one, served in progress), price set with "
-            'POST /_control/price {"symbol": "BTCUSDT", "price": 43000}; '
-            "GET /_control/state. Serves no futures"
+            'POST /_control/price {"symbol": "BTCUSDT", "price": 43000}; several symbols at '
+            'once with POST /_control/prices {"prices": {"BTCUSDT": 41000, "ETHUSDT": 2100}}; '
+            'order-book shape with POST /_control/book {"symbol": "BTCUSDT", "depth_scale": '
+            '0.01, "spread_bps": 25} (or "reset": true); GET /_control/state. Serves no futures'
         ),
     )
     parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")

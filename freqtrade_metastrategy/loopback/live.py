@@ -16,8 +16,14 @@
   When the clock crosses into the next interval the candle is closed and a new one opens at the
   current price (flat candles if nobody moves the price);
 - the current price starts at the last stored close and is set with :meth:`set_price` or walked
-  along a path with :meth:`walk` (``POST /_control/price``); tickers and order books are built
-  around it, so they move immediately.
+  along a path with :meth:`walk` (``POST /_control/price``); several symbols move together with
+  :meth:`set_prices` (``POST /_control/prices``), under one lock acquisition so no reader sees
+  some moved and others not (:meth:`locked` gives readers a consistent multi-symbol view);
+  tickers and order books are built around the price, so they move immediately;
+- each symbol has a :class:`~.markets.BookShape` (default: the normal book) set with
+  :meth:`set_book` / :meth:`reset_book` (``POST /_control/book``): depth scale and spread of the
+  order book the server builds around the price; it persists across price moves and is read
+  together with the price by :meth:`quote`.
 
 The clock is injectable (``clock`` returns epoch seconds) for deterministic tests.
 This module must not import freqtrade.
@@ -26,9 +32,11 @@ This module must not import freqtrade.
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +52,7 @@ from .candles import (
     interval_ms,
     resample,
 )
+from .markets import BookShape
 
 Clock = Callable[[], float]
 VOLUME_WINDOW = 24  # live candles get the mean volume of the last stored candles
@@ -62,6 +71,7 @@ class _Live:
     closed_times: list[int] = field(default_factory=list)  # candles closed while live
     closed_ohlcv: list[list[float]] = field(default_factory=list)
     path: collections.deque[tuple[int, float]] = field(default_factory=collections.deque)
+    book: BookShape = field(default_factory=BookShape)
 
 
 class LiveMarketData:
@@ -195,9 +205,53 @@ class LiveMarketData:
         return self.now_ms()
 
     # -- control ---------------------------------------------------------------------------
+    def locked(self) -> AbstractContextManager[bool]:
+        """Hold the state lock (re-entrant) for a consistent view across several reads, e.g.
+        every symbol's ticker of one request: no :meth:`set_prices` lands in between."""
+        return self._lock
+
+    def quote(self, symbol: str) -> tuple[float, BookShape]:
+        """The current price and book shape, read together."""
+        with self._lock:
+            state = self._live(symbol)
+            return state.price, state.book
+
     def set_price(self, symbol: str, price: float) -> None:
         """Move the current price now (cancels a pending :meth:`walk`)."""
         self.walk(symbol, [price], 0.0)
+
+    def set_prices(self, prices: Mapping[str, float]) -> None:
+        """Move several symbols' current prices now, atomically: one lock acquisition, so no
+        reader sees some moved and others not; every symbol is checked before any moves
+        (cancels their pending walks)."""
+        moves = {symbol: float(price) for symbol, price in prices.items()}
+        if not moves:
+            raise ValueError("prices must name at least one symbol")
+        bad = sorted(s for s, p in moves.items() if not (math.isfinite(p) and p > 0))
+        if bad:
+            raise ValueError(f"prices must be positive numbers (not for {', '.join(bad)})")
+        with self._lock:
+            states = {symbol: self._live(symbol) for symbol in moves}  # unknown symbol: raise
+            now = self.now_ms()
+            for symbol, price in moves.items():
+                state = states[symbol]
+                state.path = collections.deque([(now, price)])
+                self._advance(state, now)
+
+    def set_book(
+        self, symbol: str, depth_scale: float = 1.0, spread_bps: float | None = None
+    ) -> BookShape:
+        """Set the symbol's order-book shape (see :class:`~.markets.BookShape`; replaces the
+        whole shape, so an omitted argument is back to its default). Persists across price
+        moves."""
+        shape = BookShape(float(depth_scale), None if spread_bps is None else float(spread_bps))
+        with self._lock:
+            self._live(symbol).book = shape
+        return shape
+
+    def reset_book(self, symbol: str) -> None:
+        """Back to the default order book."""
+        self.set_book(symbol)
 
     def walk(self, symbol: str, path: Sequence[float], step_seconds: float) -> None:
         """Walk the price along ``path``: ``path[0]`` now, ``path[i]`` ``i * step_seconds``
@@ -234,16 +288,18 @@ class LiveMarketData:
                 },
                 "closed_live_candles": len(state.closed_times),
                 "pending_path": [[t, p] for t, p in state.path],
+                "book": state.book.as_json(),
             }
 
     def state(self) -> dict[str, Any]:
         """Everything the control endpoint reports (``GET /_control/state``)."""
         symbols = [info.symbol for info in self.symbols()]
-        return {
-            "mode": "live",
-            "serverTime": self.now_ms(),
-            "symbols": {s: self.symbol_state(s) for s in symbols},
-        }
+        with self._lock:
+            return {
+                "mode": "live",
+                "serverTime": self.now_ms(),
+                "symbols": {s: self.symbol_state(s) for s in symbols},
+            }
 
 
 def _interval_name(ms: int) -> str:

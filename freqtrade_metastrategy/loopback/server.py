@@ -11,8 +11,20 @@ with HTTP 404 and is logged to stderr, which is how missing endpoints are found.
 
 ``live=True`` serves spot candles shifted to the wall clock (:class:`.live.LiveMarketData`,
 for ``freqtrade trade --dry-run``) and enables the control endpoints (see
-:data:`CONTROL_ROUTES`): ``POST /_control/price`` with ``{"symbol": "BTCUSDT", "price": 43000}``
-or ``{"symbol": ..., "path": [p1, p2, ...], "step_seconds": s}``, and ``GET /_control/state``.
+:data:`CONTROL_ROUTES`; 127.0.0.1 clients only, HTTP 400 outside live mode):
+
+- ``POST /_control/price`` with ``{"symbol": "BTCUSDT", "price": 43000}`` or ``{"symbol": ...,
+  "path": [p1, p2, ...], "step_seconds": s}``; answers the symbol's state;
+- ``POST /_control/prices`` with ``{"prices": {"BTCUSDT": 41000, "ETH/USDT": 2100}}``: every
+  symbol moves at once (one lock acquisition; multi-symbol tickers read under the same lock, so
+  no poll sees some moved and others not); answers ``{"symbols": {symbol: state}}``;
+- ``POST /_control/book`` with ``{"symbol": "BTCUSDT", "depth_scale": 0.01, "spread_bps": 25}``
+  (both optional, omitted = default; the call replaces the whole shape) or ``{"symbol": ...,
+  "reset": true}``: the shape of that symbol's order book (``/depth``, ``bookTicker``, 24hr
+  bid/ask), kept across price moves; answers the symbol's state;
+- ``GET /_control/state``: every symbol's price, in-progress candle, pending path and book shape.
+
+Prices are snapped to the symbol's tick. Bad requests answer HTTP 400 in Binance's error shape.
 
 This module must not import freqtrade.
 """
@@ -21,9 +33,11 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -188,8 +202,20 @@ class LoopbackApi:
         return self.listed(market)
 
     def book(self, symbol: str, levels: int, market: str = SPOT) -> tuple[MarketRules, Book]:
+        """The order book around the last price, shaped by live mode's ``/_control/book``."""
         rules = self.rules(symbol, market)
-        return rules, order_book(rules, self.market(market).last_price(symbol), levels)
+        data = self.market(market)
+        if isinstance(data, LiveMarketData):
+            last, shape = data.quote(symbol)
+            scale, spread = shape.depth_scale, shape.spread_bps
+            return rules, order_book(rules, last, levels, depth_scale=scale, spread_bps=spread)
+        return rules, order_book(rules, data.last_price(symbol), levels)
+
+    def consistent(self, market: str = SPOT) -> AbstractContextManager[Any]:
+        """Hold live mode's state lock while reading several symbols (one request's tickers),
+        so a ``/_control/prices`` move is seen for all of them or none."""
+        data = self.market(market)
+        return data.locked() if isinstance(data, LiveMarketData) else nullcontext()
 
     def _limit(self, req: Request, default: int, maximum: int) -> int:
         limit = req.get_int("limit")
@@ -218,20 +244,22 @@ class LoopbackApi:
     def _ticker_price(self, req: Request, market: str, with_time: bool) -> JSON | list[JSON]:
         data = self.market(market)
         prices: list[JSON] = []
-        for s in self.requested_symbols(req, market):
-            entry: JSON = {"symbol": s, "price": f"{data.last_price(s):.8f}"}
-            if with_time:
-                entry["time"] = data.server_time_ms()
-            prices.append(entry)
+        with self.consistent(market):
+            for s in self.requested_symbols(req, market):
+                entry: JSON = {"symbol": s, "price": f"{data.last_price(s):.8f}"}
+                if with_time:
+                    entry["time"] = data.server_time_ms()
+                prices.append(entry)
         return prices[0] if req.get("symbol") else prices
 
     def _book_ticker(self, req: Request, market: str) -> JSON | list[JSON]:
         tickers = []
-        for s in self.requested_symbols(req, market):
-            ticker = book_ticker(*self.book(s, 1, market))
-            if market == FUTURES:
-                ticker["time"] = self.data.server_time_ms()
-            tickers.append(ticker)
+        with self.consistent(market):
+            for s in self.requested_symbols(req, market):
+                ticker = book_ticker(*self.book(s, 1, market))
+                if market == FUTURES:
+                    ticker["time"] = self.data.server_time_ms()
+                tickers.append(ticker)
         return tickers[0] if req.get("symbol") else tickers
 
     # -- spot endpoints ----------------------------------------------------------------------
@@ -261,11 +289,12 @@ class LoopbackApi:
 
     def ticker_24hr(self, req: Request) -> JSON | list[JSON]:
         tickers = []
-        for symbol in self.requested_symbols(req):
-            rules, book = self.book(symbol, 1)
-            last = self.data.last_price(symbol)
-            day = self.data.recent_candles(symbol, DAY_MS)
-            tickers.append(ticker_24hr(rules, book, day, last))
+        with self.consistent():
+            for symbol in self.requested_symbols(req):
+                rules, book = self.book(symbol, 1)
+                last = self.data.last_price(symbol)
+                day = self.data.recent_candles(symbol, DAY_MS)
+                tickers.append(ticker_24hr(rules, book, day, last))
         return tickers[0] if req.get("symbol") else tickers
 
     def ticker_price(self, req: Request) -> JSON | list[JSON]:
@@ -394,6 +423,120 @@ class LoopbackApi:
             raise ApiError(400, -1100, f"Bad price control request: {err}") from None
         return data.symbol_state(symbol)
 
+    @staticmethod
+    def snap_price(rules: MarketRules, price: float) -> float:
+        """A positive price on the symbol's tick grid (at least one tick); others unchanged."""
+        return max(rules.tick, rules.round_price(price)) if price > 0 else price
+
+    def snapped_prices(self, prices: Mapping[str, Any]) -> dict[str, float]:
+        """``{"BTCUSDT" | "BTC/USDT": price}`` -> ``{"BTCUSDT": snapped price}``; ApiError 400
+        for a bad price (naming ``prices``) or an unknown symbol ("Invalid symbol.")."""
+        moves: dict[str, float] = {}
+        for name, value in prices.items():
+            if not isinstance(name, str) or not name:
+                raise ApiError(400, -1100, "Bad prices control request: empty symbol in 'prices'.")
+            symbol = name.replace("/", "")
+            rules = self.rules(symbol)
+            price = _number(value)
+            if price is None or price <= 0:
+                raise ApiError(
+                    400,
+                    -1100,
+                    f"Bad prices control request: 'prices' needs a positive number for {name}, "
+                    f"got {value!r}.",
+                )
+            if symbol in moves:
+                raise ApiError(
+                    400, -1100, f"Bad prices control request: 'prices' names {symbol} twice."
+                )
+            moves[symbol] = self.snap_price(rules, price)
+        return moves
+
+    def control_prices(self, req: Request) -> JSON:
+        """``{"prices": {"BTCUSDT" | "BTC/USDT": p, ...}}``: all symbols move at once (snapped
+        to their ticks); answers ``{"symbols": {symbol: state}}`` of the moved symbols."""
+        data = self.live_data()
+        body = req.body if isinstance(req.body, dict) else {}
+        if body.get("prices") is None:
+            raise ApiError(
+                400,
+                -1102,
+                "Mandatory parameter 'prices' was not sent, was empty/null, or malformed.",
+            )
+        _reject_unknown_fields(body, {"prices"}, "prices")
+        raw = body["prices"]
+        if not isinstance(raw, dict) or not raw:
+            raise ApiError(
+                400,
+                -1100,
+                "Bad prices control request: 'prices' must be a non-empty object "
+                '{"BTCUSDT": price, ...}.',
+            )
+        moves = self.snapped_prices(raw)
+        with data.locked():
+            try:
+                data.set_prices(moves)
+            except (TypeError, ValueError) as err:
+                raise ApiError(400, -1100, f"Bad prices control request: {err}") from None
+            return {"symbols": {s: data.symbol_state(s) for s in moves}}
+
+    def control_book(self, req: Request) -> JSON:
+        """``{"symbol": ..., "depth_scale": x, "spread_bps": b}`` (both optional; the call
+        replaces the whole shape) or ``{"symbol": ..., "reset": true}``; answers the symbol's
+        state (with its ``book`` shape)."""
+        data = self.live_data()
+        body = req.body if isinstance(req.body, dict) else {}
+        symbol = body.get("symbol") or req.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise ApiError(400, -1102, "Mandatory parameter 'symbol' was not sent.")
+        _reject_unknown_fields(body, {"symbol", "depth_scale", "spread_bps", "reset"}, "book")
+        symbol = symbol.replace("/", "")
+        self.rules(symbol)
+        reset = body.get("reset", False)
+        if not isinstance(reset, bool):
+            raise ApiError(400, -1100, "Bad book control request: 'reset' must be true or false.")
+        shaped = [k for k in ("depth_scale", "spread_bps") if body.get(k) is not None]
+        if reset and shaped:
+            raise ApiError(
+                400,
+                -1100,
+                f"Bad book control request: 'reset' cannot be combined with {', '.join(shaped)}.",
+            )
+        depth_scale = _number(body.get("depth_scale", 1.0))
+        if depth_scale is None:
+            raise ApiError(400, -1100, "Bad book control request: 'depth_scale' must be a number.")
+        raw_spread = body.get("spread_bps")
+        spread_bps = None if raw_spread is None else _number(raw_spread)
+        if raw_spread is not None and spread_bps is None:
+            raise ApiError(400, -1100, "Bad book control request: 'spread_bps' must be a number.")
+        try:
+            data.set_book(symbol, depth_scale, spread_bps)
+        except ValueError as err:
+            raise ApiError(400, -1100, f"Bad book control request: {err}") from None
+        return data.symbol_state(symbol)
+
+
+def _number(value: Any) -> float | None:
+    """A finite JSON number (or numeric string) as float; None for anything else (bools too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _reject_unknown_fields(body: Mapping[str, Any], known: set[str], what: str) -> None:
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ApiError(
+            400,
+            -1100,
+            f"Bad {what} control request: unknown field(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(map(repr, sorted(known)))}).",
+        )
+
 
 ROUTES: dict[str, Handler] = {
     "/api/v3/ping": LoopbackApi.ping,
@@ -427,6 +570,8 @@ ROUTES: dict[str, Handler] = {
 CONTROL_ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/_control/state"): LoopbackApi.control_state,
     ("POST", "/_control/price"): LoopbackApi.control_price,
+    ("POST", "/_control/prices"): LoopbackApi.control_prices,
+    ("POST", "/_control/book"): LoopbackApi.control_book,
 }
 
 
@@ -513,7 +658,9 @@ class LoopbackExchange:
 
     ``live=True`` serves spot markets on the wall clock (:class:`.live.LiveMarketData`; the
     history is shifted to end where the current, in-progress candle begins) with a price set through
-    :meth:`set_price` / ``POST /_control/price``. Live mode serves no futures (``/fapi`` lists
+    :meth:`set_price` / ``POST /_control/price`` (several at once: :meth:`set_prices` /
+    ``POST /_control/prices``) and an order-book shape set through :meth:`set_book` /
+    :meth:`reset_book` / ``POST /_control/book``. Live mode serves no futures (``/fapi`` lists
     nothing) unless ``futures_data`` is given. Replay (historical timestamps) is the default.
     """
 
@@ -613,6 +760,33 @@ class LoopbackExchange:
         rules = self.api.rules(symbol)
         self.data.set_price(symbol, max(rules.tick, rules.round_price(price)))
 
+    def set_prices(self, prices: Mapping[str, float]) -> None:
+        """Live mode: move several symbols (``BTCUSDT`` or ``BTC/USDT`` keys) at once, snapped
+        to their ticks, like ``POST /_control/prices`` (same :class:`ApiError` on a bad price
+        or an unknown symbol); nothing moves unless every entry is valid."""
+        self._live_data("set_prices").set_prices(self.api.snapped_prices(prices))
+
+    def set_book(
+        self, symbol: str, depth_scale: float = 1.0, spread_bps: float | None = None
+    ) -> None:
+        """Live mode: shape ``symbol``'s order book like ``POST /_control/book``: quantities
+        times ``depth_scale`` (> 0), best bid / ask ``spread_bps`` apart (>= 0; ``None``: the
+        default spread). Replaces the whole shape; persists across price moves. ValueError on a
+        bad value."""
+        data = self._live_data("set_book")
+        symbol = symbol.replace("/", "")
+        self.api.rules(symbol)
+        data.set_book(symbol, depth_scale, spread_bps)
+
+    def reset_book(self, symbol: str) -> None:
+        """Live mode: back to the default order book for ``symbol``."""
+        self.set_book(symbol)
+
+    def _live_data(self, what: str) -> LiveMarketData:
+        if not isinstance(self.data, LiveMarketData):
+            raise RuntimeError(f"{what} needs live=True")
+        return self.data
+
     @property
     def pairs(self) -> list[str]:
         """Spot pairs, e.g. ``BTC/USDT``."""
@@ -638,7 +812,7 @@ class LoopbackExchange:
     def describe(self) -> str:
         text = f"loopback exchange listening on {self.url} (pairs: {', '.join(self.pairs)})"
         if self.live:
-            text += " (live: wall-clock candles, POST /_control/price)"
+            text += " (live: wall-clock candles, POST /_control/price|prices|book)"
         if self.futures_pairs:
             text += f" (futures: {', '.join(self.futures_pairs)})"
         return text

@@ -1,0 +1,326 @@
+"""Real processes for end-to-end dry-run tests: the loopback exchange in live mode
+(``python -m freqtrade_metastrategy.loopback --live``) and ``freqtrade trade --dry-run`` with
+its REST API, driven through Freqtrade's own REST client (``freqtrade_client.FtRestClient``).
+
+Every wait is bounded and, when it runs out, fails with the bot's log tail (and the
+exchange's), so a red test says what the bot was doing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from conftest import (
+    REPO_ROOT,
+    OfflineConfig,
+    freqtrade_command,
+    make_offline_env,
+    write_offline_config,
+)
+from freqtrade_client import FtRestClient
+
+T = TypeVar("T")
+
+API_USER, API_PASSWORD = "e2e", "e2e-dry-run-password"
+JWT_SECRET = "freqtrade-metastrategy-e2e-jwt-secret-0123456789"
+STRATEGY_PATH = REPO_ROOT / "user_data" / "strategies"
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"({path} not written)"
+
+
+class LoopbackProcess:
+    """``freqtrade-metastrategy exchange --live`` as a child process, controlled over HTTP."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.log = workdir / "exchange.log"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "freqtrade_metastrategy.loopback", "--live", "--port", "0"],
+            cwd=REPO_ROOT,
+            env=make_offline_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            text=True,
+        )
+        line = _read_line(self.proc.stdout, timeout=30)
+        match = re.match(r"loopback exchange listening on (http://127\.0\.0\.1:\d+)", line)
+        if not match:
+            self.stop()
+            raise AssertionError(f"exchange did not start: {line!r}\n{tail(self.log)}")
+        self.url = match[1]
+
+    def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/_control/{path}", data=data,
+                                     method="GET" if body is None else "POST")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with _OPENER.open(req, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            raise AssertionError(f"/_control/{path} {body}: {err.read()!r}") from None
+
+    def set_price(self, pair: str, price: float) -> None:
+        self.control("price", {"symbol": pair, "price": price})
+
+    def set_prices(self, prices: dict[str, float]) -> None:
+        """Move several pairs at once (one lock on the exchange's side)."""
+        self.control("prices", {"prices": prices})
+
+    def set_book(self, pair: str, **shape: float) -> None:
+        self.control("book", {"symbol": pair, **shape})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log_file.close()
+
+
+def _read_line(stream: IO[str] | None, timeout: float) -> str:
+    result: list[str] = []
+    if stream is not None:
+        reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+    return result[0] if result else ""
+
+
+class DryRunBot:
+    """``freqtrade trade --dry-run --strategy MetaStrategy`` with the REST API on a free port.
+
+    The config is the tests' offline base config for ``exchange`` plus: the API server,
+    ``force_entry_enable``, ``initial_state: running``, a 1 s loop, and ``metastrategy`` (its
+    ``store_url`` defaults to ``<workdir>/metastrategy.sqlite``). The trades database and the
+    store live in ``workdir``, so a restart (:meth:`start` again) finds both.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        exchange: LoopbackProcess,
+        *,
+        pairs: list[str],
+        metastrategy: dict[str, Any] | None = None,
+        overrides: dict[str, Any] | None = None,
+        strategy: str = "MetaStrategy",
+        strategy_path: Path = STRATEGY_PATH,
+    ) -> None:
+        self.workdir = workdir
+        self.exchange = exchange
+        self.port = free_port()
+        self.store_url = f"sqlite:///{workdir / 'metastrategy.sqlite'}"
+        self.strategy, self.strategy_path = strategy, strategy_path
+        config: dict[str, Any] = {
+            "initial_state": "running",
+            "force_entry_enable": True,
+            "max_open_trades": 3,
+            "stake_amount": 1000,
+            "dry_run_wallet": 10000,
+            "internals": {"process_throttle_secs": 1},
+            "api_server": {
+                "enabled": True,
+                "listen_ip_address": "127.0.0.1",
+                "listen_port": self.port,
+                "username": API_USER,
+                "password": API_PASSWORD,
+                "jwt_secret_key": JWT_SECRET,
+                "CORS_origins": [],
+                "enable_openapi": False,
+            },
+            "metastrategy": {"store_url": self.store_url, **(metastrategy or {})},
+        }
+        _merge(config, overrides or {})
+        self.config: OfflineConfig = write_offline_config(
+            workdir, exchange.url, pairs=pairs, overrides=config
+        )
+        self.log = workdir / "freqtrade.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = FtRestClient(f"http://127.0.0.1:{self.port}", API_USER, API_PASSWORD,
+                                   timeout=10)
+        self.starts = 0
+
+    # -- process ---------------------------------------------------------------------------
+    def command(self) -> list[str]:
+        return [*freqtrade_command(), "trade", "--dry-run", "--strategy", self.strategy,
+                "--strategy-path", str(self.strategy_path), *self.config.config_args()]
+
+    def start(self, *, wait: bool = True) -> None:
+        """Start (or restart) the bot; with ``wait``, until it is RUNNING and answers."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        with self.log.open("a") as out:
+            out.write(f"\n===== start {self.starts} =====\n")
+            out.flush()
+            self.proc = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=make_offline_env(),
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        if wait:
+            marker = f"===== start {self.starts} ====="
+            self.wait_for(
+                lambda: "Changing state to: RUNNING" in self.log.read_text().split(marker)[-1]
+                and self._ping(),
+                60, "the bot to be RUNNING with its API up",
+            )
+
+    def _ping(self) -> bool:
+        try:
+            return bool((self.client.ping() or {}).get("status") == "pong")
+        except Exception:  # the API is not up yet
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no shutdown hooks, the way a crash ends a bot."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int | None:
+        """SIGINT and wait (Freqtrade exits 130 on SIGINT); None if it was not running."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            return None
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the bot did not exit within {timeout}s:\n{self.diagnostics()}"
+            ) from None
+
+    # -- waiting and reading -----------------------------------------------------------------
+    def diagnostics(self) -> str:
+        return (f"--- freqtrade log tail ---\n{tail(self.log)}\n"
+                f"--- exchange log tail ---\n{tail(self.exchange.log, 15)}")
+
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float, what: str) -> T:
+        """Poll ``predicate`` every 0.25 s until it returns something truthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"the bot exited ({self.proc.returncode}) while waiting "
+                                     f"for {what}:\n{self.diagnostics()}")
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n"
+                                     f"{self.diagnostics()}")
+            time.sleep(0.25)
+
+    def loops(self) -> int:
+        """Time (epoch s) of the bot's last completed loop (``/health``)."""
+        return int((self.client.health() or {}).get("last_process_ts") or 0)
+
+    def wait_loops(self, n: int, timeout: float = 30) -> None:
+        """Wait until the bot has completed ``n`` more process loops."""
+        seen: list[int] = []
+
+        def advanced() -> bool:
+            ts = self.loops()
+            if not seen or ts != seen[-1]:
+                seen.append(ts)
+            return len(seen) > n
+
+        self.wait_for(advanced, timeout, f"{n} bot loops")
+
+    def open_trade(self, pair: str) -> dict[str, Any] | None:
+        """The pair's open trade once its entry has filled and its plan is frozen."""
+        for trade in self.client.status() or []:
+            if trade.get("pair") == pair and not trade.get("has_open_orders"):
+                return trade
+        return None
+
+    def trade(self, trade_id: int) -> dict[str, Any]:
+        result = self.client.trade(trade_id)
+        assert isinstance(result, dict), result
+        return result
+
+    def frozen(self, trade_id: int) -> dict[str, Any] | None:
+        """The plan MetaStrategy froze on the trade (custom data ``metastrategy``)."""
+        rows = self.client.list_custom_data(trade_id, "metastrategy")
+        if not isinstance(rows, list) or not rows:
+            return None
+        for entry in rows[0].get("custom_data", []):
+            if entry.get("key") == "metastrategy":
+                value = entry.get("value")
+                return json.loads(value) if isinstance(value, str) else value
+        return None
+
+    def force_entry(self, pair: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Force a long entry; wait for the fill and the frozen plan: (trade, plan)."""
+        answer = self.client.forceenter(pair, "long")
+        assert isinstance(answer, dict) and answer.get("trade_id"), answer
+        trade_id = int(answer["trade_id"])
+        trade = self.wait_for(lambda: self.open_trade(pair), 20, f"{pair} entry to fill")
+        plan = self.wait_for(lambda: self.frozen(trade_id), 20, f"{pair} frozen plan")
+        return trade, plan
+
+    def closed_trade(self, trade_id: int) -> dict[str, Any] | None:
+        trade = self.trade(trade_id)
+        return trade if trade.get("is_open") is False else None
+
+
+def _merge(target: dict[str, Any], updates: dict[str, Any]) -> None:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def realized_r(trade: dict[str, Any], plan: dict[str, Any]) -> float:
+    """R of a closed trade recomputed from its fills (as the REST API reports them) and the
+    frozen plan, independently of the strategy: (sum of exit values after fees - entry cost
+    with fees) / (filled entry amount x 1R). Spot, long."""
+    fee_open, fee_close = float(trade["fee_open"]), float(trade["fee_close"])
+    pnl = 0.0
+    for order in trade["orders"]:
+        if order.get("status") != "closed" or not order.get("filled"):
+            continue
+        value = float(order["filled"]) * float(order["safe_price"])
+        if order["ft_order_side"] == "buy":
+            pnl -= value * (1 + fee_open)
+        else:
+            pnl += value * (1 - fee_close)
+    return pnl / (float(plan["amount"]) * float(plan["r_unit"]))
