@@ -605,22 +605,40 @@ def diagnostics(args: argparse.Namespace, cfg: Path, tmp: Path, twin_cfg: Path |
             print(f"pstats: {prof}")
 
 
+def bench_setup(data_dir: Path, prefix: str) -> tuple[Path, Path, str]:
+    """Parent set-up shared by the benchmarks: the package importable, the data directory
+    checked, a temporary directory, and the machine and code state printed.
+    Returns (datadir, tmp, code state)."""
+    sys.path.insert(0, str(ROOT))
+    datadir = data_dir.resolve()
+    if not datadir.is_dir():
+        raise SystemExit(f"--data-dir {datadir} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    state = code_state()
+    print(machine())
+    print(state)
+    return datadir, tmp, state
+
+
+def bench_finish(json_path: Path | None, payload: dict[str, Any], tmp: Path, keep: bool) -> None:
+    """Write the raw results (``--json``) and remove the temporary directory (unless kept)."""
+    if json_path:
+        json_path.write_text(json.dumps(payload, indent=1, default=str))
+    if keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     args = parse_args()
     if args.child:
         run_child(args)
         return
 
-    sys.path.insert(0, str(ROOT))
+    datadir, tmp, state = bench_setup(args.data_dir, "bench_backtest_")
     from freqtrade_metastrategy.loopback import LoopbackExchange
 
-    datadir = args.data_dir.resolve()
-    if not datadir.is_dir():
-        raise SystemExit(f"--data-dir {datadir} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix="bench_backtest_"))
-    state = code_state()
-    print(machine())
-    print(state)
     print(f"data {datadir}, timerange {args.timerange}, {args.runs} runs, tmp {tmp}")
     runs: dict[str, list[dict[str, Any]]] = {}
     summary: dict[str, Any] = {}
@@ -639,13 +657,7 @@ def main() -> None:
                 print_table(summary, args.runs)
             diagnostics(args, cfg, tmp, twin_cfg, summary)
     finally:
-        if args.json:
-            args.json.write_text(json.dumps({"code": state, "runs": runs, "summary": summary},
-                                            indent=1, default=str))
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        bench_finish(args.json, {"code": state, "runs": runs, "summary": summary}, tmp, args.keep)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ __all__ = [
     "RegimeDetector",
     "RegimeThresholds",
     "add_regime_columns",
+    "classify_frame",
     "classify_regimes",
     "compute_regime_features",
     "regime_from_code",
@@ -646,13 +647,32 @@ def add_regime_columns(
     features = compute_regime_features(df, timeframe)
     for name in FEATURE_COLUMNS:
         df[name] = features[name].to_numpy()
+    return classify_frame(df, thresholds)
+
+
+def classify_frame(df: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> pd.DataFrame:
+    """(Re)classify a frame that already has the feature columns (see
+    :func:`add_regime_columns`): set ``regime`` and ``regime_confidence`` under ``thresholds``.
+
+    The split lets a strategy compute the features once and apply new thresholds cheaply, e.g.
+    once per hyperopt epoch (classification runs at tens of millions of candles per second).
+    Uses the frame's ``depth_5bps`` / ``spread_bps`` columns if it has them.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"adx": [30.0, 30.0], "atr_pct": [0.02, 0.02],
+    ...                       "trend_strength": [0.5, 0.5], "volume_24h": [5e6, 5e6]})
+    >>> list(classify_frame(frame)["regime"])
+    ['trend_up', 'trend_up']
+    >>> list(classify_frame(frame, RegimeThresholds(trend_adx_threshold=35))["regime"])
+    ['range_low_vol', 'range_low_vol']
+    """
     depth = df["depth_5bps"].to_numpy(dtype=np.float64) if "depth_5bps" in df.columns else None
     spread = df["spread_bps"].to_numpy(dtype=np.float64) if "spread_bps" in df.columns else None
     codes, confidence = classify_regimes(
-        features["adx"].to_numpy(),
-        features["atr_pct"].to_numpy(),
-        features["trend_strength"].to_numpy(),
-        features["volume_24h"].to_numpy(),
+        df["adx"].to_numpy(dtype=np.float64),
+        df["atr_pct"].to_numpy(dtype=np.float64),
+        df["trend_strength"].to_numpy(dtype=np.float64),
+        df["volume_24h"].to_numpy(dtype=np.float64),
         thresholds,
         depth_5bps=depth,
         spread_bps=spread,

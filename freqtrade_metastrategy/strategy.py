@@ -18,6 +18,11 @@ How a trade is managed
   entry is confirmed: depth within 5 bps of the mid below ``illiquid_depth_threshold`` or a
   spread above ``illiquid_spread_threshold`` makes the trade's regime ``illiquid`` (blocked
   with ``block_illiquid``). Backtests have no order books: there ``illiquid`` is volume only.
+* **Hyperopt** (``--spaces regime learner``): the regime thresholds and the learner settings
+  are hyperoptable parameters (defaults: the seeds'). ``populate_indicators`` computes the
+  raw features once; :meth:`MetaStrategyBase.advise_entry` applies the thresholds in effect
+  every time signals are computed (every epoch); :meth:`MetaStrategyBase.bot_loop_start`
+  starts every backtest from the same table and seed with the learner settings in effect.
 * **Entry fill** (``order_filled``, the first callback where the trade has an id): the selector
   chooses a profile for (pair, regime of the signal candle). The trade freezes profile,
   regime, 1R (ATR of the signal candle), entry price, filled amount, the decision's probability
@@ -54,6 +59,7 @@ dataframe access, no custom-data reads (Freqtrade's backtest custom data is a li
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import math
@@ -67,16 +73,17 @@ from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
 from freqtrade.exchange import timeframe_to_prev_date, timeframe_to_seconds
 from freqtrade.persistence import Order, Trade
-from freqtrade.strategy import IStrategy, stoploss_from_absolute
+from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy, stoploss_from_absolute
 from pandas import DataFrame
 
 from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.errors import ConfigError, MetaStrategyError
 from freqtrade_metastrategy.exitplan import TradePlan
+from freqtrade_metastrategy.indicators import FEATURE_COLUMNS, compute_regime_features
 from freqtrade_metastrategy.liquidity import BookLiquidity, book_liquidity
 from freqtrade_metastrategy.profiles import AggressivenessLevel, StrategyProfile
-from freqtrade_metastrategy.regime import REGIMES, MarketRegime, add_regime_columns
-from freqtrade_metastrategy.selector import MetaStrategySelector
+from freqtrade_metastrategy.regime import REGIMES, MarketRegime, RegimeThresholds, classify_frame
+from freqtrade_metastrategy.selector import MetaStrategySelector, SelectorConfig
 from freqtrade_metastrategy.store import MemoryStore, QStore, open_store
 
 logger = logging.getLogger(__name__)
@@ -102,6 +109,26 @@ STOP_NUDGE = 1e-10
 #: legitimately differs from the full run; pinning the profile lets them test what they are
 #: for, the causality of the data pipeline. The learner's own causality has its own tests.
 LEARNING_MODES = (*LIVE_MODES, RunMode.BACKTEST, RunMode.HYPEROPT, RunMode.WEBSERVER)
+#: Hyperoptable parameter -> (RegimeThresholds field, scale from parameter to field).
+REGIME_PARAMETERS: dict[str, tuple[str, float]] = {
+    "regime_trend_adx": ("trend_adx_threshold", 1.0),
+    "regime_trend_strength": ("trend_strength_threshold", 1.0),
+    "regime_low_vol_atr_pct": ("low_vol_atr_pct_threshold", 1.0),
+    "regime_high_vol_atr_pct": ("high_vol_atr_pct_threshold", 1.0),
+    "regime_extreme_vol_atr_pct": ("extreme_vol_atr_pct_threshold", 1.0),
+    "regime_illiquid_volume_musd": ("illiquid_volume_threshold", 1e6),
+}
+#: Hyperoptable parameter -> SelectorConfig field.
+LEARNER_PARAMETERS: dict[str, str] = {
+    "learner_epsilon": "epsilon",
+    "learner_alpha": "alpha",
+    "learner_min_samples": "min_samples",
+}
+#: Hyperopt spaces that would replace the profiles' exits (MetaStrategy refuses them).
+EXIT_SPACES = ("roi", "stoploss", "trailing")
+
+
+_REGIME_CODES = {r.value: i for i, r in enumerate(REGIMES)}
 
 
 @dataclass(slots=True)
@@ -194,6 +221,26 @@ class MetaStrategyBase(IStrategy):
         "stoploss_on_exchange": False,
     }
 
+    # -- hyperoptable (``freqtrade hyperopt --spaces regime learner``) ------------------------
+    # Defaults are the seeds'. Precedence for each: the value hyperopt is trying (in its own
+    # run), else the strategy's parameter file (``MetaStrategy.json``, written by hyperopt),
+    # else ``metastrategy.thresholds`` / the learner keys of the config, else the default.
+    # The ATR% ranges do not overlap, so every sample keeps low < high < extreme.
+    regime_trend_adx = DecimalParameter(15.0, 40.0, default=25.0, decimals=1, space="regime")
+    regime_trend_strength = DecimalParameter(0.10, 0.60, default=0.30, decimals=2,
+                                             space="regime")
+    regime_low_vol_atr_pct = DecimalParameter(0.005, 0.020, default=0.015, decimals=3,
+                                              space="regime")
+    regime_high_vol_atr_pct = DecimalParameter(0.025, 0.055, default=0.040, decimals=3,
+                                               space="regime")
+    regime_extreme_vol_atr_pct = DecimalParameter(0.060, 0.120, default=0.060, decimals=3,
+                                                  space="regime")
+    regime_illiquid_volume_musd = DecimalParameter(0.0, 10.0, default=2.0, decimals=1,
+                                                   space="regime")
+    learner_epsilon = DecimalParameter(0.0, 0.30, default=0.10, decimals=2, space="learner")
+    learner_alpha = DecimalParameter(0.05, 0.50, default=0.20, decimals=2, space="learner")
+    learner_min_samples = IntParameter(1, 20, default=5, space="learner")
+
     plot_config = {
         "main_plot": {
             "ema_fast": {"color": "#2a9d8f"},
@@ -243,9 +290,53 @@ class MetaStrategyBase(IStrategy):
 
     def _new_selector(self, store: QStore) -> MetaStrategySelector:
         return MetaStrategySelector(
-            config=self.ms_config.selector, store=store, profiles=self.ms_config.profiles,
+            config=self.selector_config(), store=store, profiles=self.ms_config.profiles,
             log_level=logging.INFO if self._live else logging.DEBUG,
         )
+
+    # ------------------------------------------------------------------------------------------
+    # hyperoptable settings
+    # ------------------------------------------------------------------------------------------
+    def _tuned(self, name: str, configured: float, *, indicators: bool = False) -> float:
+        """The effective value of hyperoptable parameter ``name`` (see the class body)."""
+        param = getattr(self, name)
+        if (self._runmode == RunMode.HYPEROPT and getattr(param, "in_space", False)
+                and param.optimize):
+            # the value the running epoch tries; populate_indicators runs once for the whole
+            # hyperopt, so it must not read it (the regime is reclassified per epoch anyway)
+            return configured if indicators else float(param.value)
+        from_file = (getattr(self, "_ft_params_from_file", None) or {}).get(param.space) or {}
+        if name in from_file:
+            return float(from_file[name])
+        return configured
+
+    def regime_thresholds(self, *, indicators: bool = False) -> RegimeThresholds:
+        """The regime thresholds in effect (hyperopt epoch, parameter file, config, default)."""
+        base = self.ms_config.thresholds
+        values = {
+            field: self._tuned(name, getattr(base, field) / scale, indicators=indicators) * scale
+            for name, (field, scale) in REGIME_PARAMETERS.items()
+        }
+        try:
+            return dataclasses.replace(base, **values)
+        except ConfigError as exc:
+            raise OperationalException(
+                f"Regime thresholds from the strategy parameter file and metastrategy.thresholds "
+                f"do not fit together: {exc}. Fix the parameter file or the config."
+            ) from exc
+
+    def selector_config(self) -> SelectorConfig:
+        """The learner settings in effect (hyperopt epoch, parameter file, config, default)."""
+        base = self.ms_config.selector
+        values: dict[str, Any] = {
+            field: self._tuned(name, float(getattr(base, field)))
+            for name, field in LEARNER_PARAMETERS.items()
+        }
+        values["min_samples"] = round(values["min_samples"])
+        try:
+            return dataclasses.replace(base, **values)
+        except ConfigError as exc:
+            raise OperationalException(f"Learner settings: {exc}") from exc
 
     def _memory_store(self) -> MemoryStore:
         """An empty in-memory table, or the configured pretrained Q-values.
@@ -269,6 +360,9 @@ class MetaStrategyBase(IStrategy):
 
     def bot_start(self, **kwargs: Any) -> None:
         """Open the store for the run mode: the persistent one live, memory otherwise."""
+        if self._runmode == RunMode.HYPEROPT:
+            self._check_hyperopt_spaces()
+        self._log_settings()
         if self._live:
             try:
                 store: QStore = open_store(
@@ -287,14 +381,48 @@ class MetaStrategyBase(IStrategy):
             atexit.register(self.export_backtest_qtable)
             self._export_registered = True
 
+    def _check_hyperopt_spaces(self) -> None:
+        spaces = [str(s) for s in (self.config.get("spaces") or ["default"])]
+        wrong = sorted({s for s in spaces if s in (*EXIT_SPACES, "all", "default")})
+        if wrong:
+            raise OperationalException(
+                f"--spaces {' '.join(wrong)}: {type(self).__name__} exits through its TP/SL "
+                f"profiles, and hyperopting {'/'.join(EXIT_SPACES)} would replace them. Use "
+                "--spaces regime learner (regime thresholds, learner settings), plus buy/sell "
+                "for parameters of your own entry signals."
+            )
+
+    def _log_settings(self) -> None:
+        level = logging.INFO if self._live or self._runmode in (
+            RunMode.BACKTEST, RunMode.HYPEROPT) else logging.DEBUG
+        if self._runmode == RunMode.HYPEROPT:
+            spaces = set(self.config.get("spaces") or ())
+            tuned = [name for name in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS)
+                     if getattr(self, name).space in spaces]
+            logger.log(level, "[REGIME] hyperopt tunes %s per epoch; every epoch learns from "
+                       "a fresh %s table, seed %s", ", ".join(tuned) or "nothing of ours",
+                       "pretrained" if self.ms_config.pretrained else "empty",
+                       self.ms_config.selector.seed)
+            return
+        t, sel = self.regime_thresholds(), self.selector_config()
+        logger.log(level, "[REGIME] thresholds: ADX > %g, |trend strength| > %g, ATR%% low "
+                   "%g / high %g / extreme %g, 24h volume >= %g", t.trend_adx_threshold,
+                   t.trend_strength_threshold, t.low_vol_atr_pct_threshold,
+                   t.high_vol_atr_pct_threshold, t.extreme_vol_atr_pct_threshold,
+                   t.illiquid_volume_threshold)
+        logger.log(level, "[RL] learner: %s, epsilon %g, alpha %g, min_samples %d, seed %s",
+                   sel.policy, sel.epsilon, sel.alpha, sel.min_samples, sel.seed)
+
     def bot_loop_start(self, current_time: datetime, **kwargs: Any) -> None:
         """Per loop (per candle in backtests): detect a new backtest run and start it clean.
 
-        Hyperopt (``-j 1``) and repeated backtests reuse this object: time going backwards
-        means a new run, which must start from the same (empty or pretrained) table and seed.
+        A backtest starts from the same (empty or pretrained) table and seed, with the learner
+        settings in effect: at its first candle, and whenever time goes backwards (hyperopt
+        ``-j 1`` and repeated backtests reuse this object; hyperopt ``-j 2`` hands every epoch
+        a fresh copy of the object as it was before any backtest ran).
         """
-        if not self._live and self._last_loop is not None and current_time <= self._last_loop:
-            if self._runmode == RunMode.BACKTEST:
+        if not self._live and (self._last_loop is None or current_time <= self._last_loop):
+            if self._runmode == RunMode.BACKTEST and self._last_loop is not None:
                 self.export_backtest_qtable()
             self.selector = self._new_selector(self._memory_store())
             self._states.clear()
@@ -352,22 +480,47 @@ class MetaStrategyBase(IStrategy):
     # indicators and signals
     # ------------------------------------------------------------------------------------------
     def populate_indicators(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
-        """Regime columns (vectorised, causal) plus the default profile's levels for plots."""
-        add_regime_columns(dataframe, self.timeframe, self.ms_config.thresholds)
-        self._signal_arrays[metadata["pair"]] = (
-            dataframe["date"].to_numpy(dtype="datetime64[s]").astype("int64"),
-            dataframe["regime"].to_numpy(),
-            dataframe["atr"].to_numpy(dtype="float64"),
-            dataframe["regime_confidence"].to_numpy(dtype="float64"),
-        )
-        codes = {r.value: i for i, r in enumerate(REGIMES)}
-        dataframe["regime_code"] = dataframe["regime"].map(codes).astype("int8")
+        """Regime features and regime columns (vectorised, causal) plus the default profile's
+        levels for plots.
+
+        Hyperopt runs this once for all epochs: it computes the raw features (ADX, ATR%, trend
+        strength, 24 h volume); the thresholds are applied again in :meth:`advise_entry`, which
+        Freqtrade runs every epoch (and after this in every other mode).
+        """
+        features = compute_regime_features(dataframe, self.timeframe)
+        for name in FEATURE_COLUMNS:
+            dataframe[name] = features[name].to_numpy()
+        self._classify(dataframe, metadata["pair"], self.regime_thresholds(indicators=True))
         p = self.ms_config.profiles[self.ms_config.selector.default_strategy]
         atr = dataframe["atr"]
         dataframe["ms_stop_long"] = dataframe["close"] - p.r_sl * atr
         for i, level in enumerate(p.tp_levels, start=1):
             dataframe[f"ms_tp{i}_long"] = dataframe["close"] + level * atr
         return dataframe
+
+    def advise_entry(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
+        """Reclassify the regimes under the thresholds in effect, then Freqtrade's own
+        ``advise_entry`` (which calls :meth:`populate_entry_trend`).
+
+        Freqtrade says user strategies should not override this; the base class does, so
+        that a subclass's own ``populate_entry_trend`` still sees (and the trades still freeze)
+        the regimes of the epoch's thresholds in hyperopt. ~2 ms per pair-year of 1h candles.
+        """
+        self._classify(dataframe, metadata["pair"], self.regime_thresholds())
+        return super().advise_entry(dataframe, metadata)  # type: ignore[no-any-return]
+
+    def _classify(self, dataframe: DataFrame, pair: str, thresholds: RegimeThresholds) -> None:
+        """Set ``regime``, ``regime_confidence``, ``regime_code`` and the pair's signal arrays."""
+        if "adx" not in dataframe.columns:  # e.g. a subclass that skipped populate_indicators
+            return
+        classify_frame(dataframe, thresholds)
+        dataframe["regime_code"] = dataframe["regime"].map(_REGIME_CODES).astype("int8")
+        self._signal_arrays[pair] = (
+            dataframe["date"].to_numpy(dtype="datetime64[s]").astype("int64"),
+            dataframe["regime"].to_numpy(),
+            dataframe["atr"].to_numpy(dtype="float64"),
+            dataframe["regime_confidence"].to_numpy(dtype="float64"),
+        )
 
     #: Candles of the breakout channel used by the default entry signal.
     breakout_period: int = 20
@@ -693,4 +846,11 @@ class MetaStrategyBase(IStrategy):
         return self._states.get(trade_id)
 
 
-__all__ = ["CUSTOM_DATA_KEY", "MetaStrategyBase", "TradeState", "trade_key"]
+__all__ = [
+    "CUSTOM_DATA_KEY",
+    "LEARNER_PARAMETERS",
+    "REGIME_PARAMETERS",
+    "MetaStrategyBase",
+    "TradeState",
+    "trade_key",
+]

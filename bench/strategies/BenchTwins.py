@@ -40,8 +40,10 @@ from freqtrade_metastrategy.strategy import MetaStrategyBase
 TWIN_STOPLOSS = -0.01
 TWIN_MINIMAL_ROI = {"0": 0.02}
 
-#: What the twins keep from MetaStrategyBase: construction and the dataframe methods.
-_KEPT = {"__init__", "populate_indicators", "populate_entry_trend", "populate_exit_trend"}
+#: What the twins keep from MetaStrategyBase: construction and the dataframe methods
+#: (``advise_entry`` reclassifies the regimes before ``populate_entry_trend``).
+_KEPT = {"__init__", "populate_indicators", "populate_entry_trend", "populate_exit_trend",
+         "advise_entry"}
 
 
 def _overridden_callbacks(cls: type) -> list[str]:

@@ -326,6 +326,17 @@ class MemoryStore(QStore):
         self._settled: set[str] = set()
         self._lock = threading.Lock()
 
+    # Picklable (hyperopt -j 2 pickles the strategy, and so its store, into every epoch): the
+    # lock is not state; the copy gets its own.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def get(self, symbol: str, regime: str, strategy: str) -> QEntry | None:
         return self._cells.get((symbol, regime, strategy))
 
