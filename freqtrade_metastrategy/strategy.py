@@ -274,6 +274,7 @@ class MetaStrategyBase(IStrategy):
         self._last_loop: datetime | None = None
         self._last_sweep: datetime | None = None
         self._export_registered = False
+        self._pretrained_doc: Any = None
         self.selector: MetaStrategySelector = self._new_selector(MemoryStore())
 
     # ------------------------------------------------------------------------------------------
@@ -348,10 +349,10 @@ class MetaStrategyBase(IStrategy):
         path = self.ms_config.pretrained
         if path:
             try:
-                doc = json.loads(Path(path).read_text())
-                if isinstance(doc, dict):
-                    doc = {**doc, "ledger": []}
-                store.import_dict(doc, source=path)
+                if self._pretrained_doc is None:  # read once: every run starts from this copy
+                    doc = json.loads(Path(path).read_text())
+                    self._pretrained_doc = {**doc, "ledger": []} if isinstance(doc, dict) else doc
+                store.import_dict(self._pretrained_doc, source=path)
             except (OSError, ValueError, MetaStrategyError) as exc:
                 raise OperationalException(
                     f"metastrategy.pretrained: cannot load {path}: {exc}"
@@ -360,8 +361,10 @@ class MetaStrategyBase(IStrategy):
 
     def bot_start(self, **kwargs: Any) -> None:
         """Open the store for the run mode: the persistent one live, memory otherwise."""
+        self._sync_parameter_values()
         if self._runmode == RunMode.HYPEROPT:
             self._check_hyperopt_spaces()
+            self._check_tuning_ranges()
         self._log_settings()
         if self._live:
             try:
@@ -380,6 +383,68 @@ class MetaStrategyBase(IStrategy):
         if self._runmode == RunMode.BACKTEST and not self._export_registered:
             atexit.register(self.export_backtest_qtable)
             self._export_registered = True
+
+    def _our_parameters(self) -> dict[str, float]:
+        """Each hyperoptable parameter of ours -> its configured value (config or default)."""
+        thresholds, selector = self.ms_config.thresholds, self.ms_config.selector
+        values = {name: getattr(thresholds, field) / scale
+                  for name, (field, scale) in REGIME_PARAMETERS.items()}
+        values.update({name: float(getattr(selector, field))
+                       for name, field in LEARNER_PARAMETERS.items()})
+        return values
+
+    def _sync_parameter_values(self) -> None:
+        """Give parameters without a value in the parameter file the configured value.
+
+        Freqtrade writes every parameter's ``.value`` into the parameter file after a
+        hyperopt, the tuned ones and the others; without this the others would be written
+        with their class default, and a hyperopt of ``--spaces learner`` would silently
+        replace the config's regime thresholds with the defaults in the next backtest.
+        (Parameters are class attributes shared by the process's instances; Freqtrade runs
+        one strategy per process.)
+        """
+        file_params = getattr(self, "_ft_params_from_file", None) or {}
+        for name, configured in self._our_parameters().items():
+            param = getattr(self, name)
+            if name not in (file_params.get(param.space) or {}):
+                param.value = round(configured) if isinstance(param, IntParameter) else configured
+
+    def _check_tuning_ranges(self) -> None:
+        """Hyperopt: every value the tuned parameters can take must give valid settings.
+
+        Checked here, where an error stops the run, not per epoch (``bot_loop_start`` errors
+        are only logged by Freqtrade, and the epoch would run with the previous learner).
+        The corners of the search ranges are tried; the settings' constraints are monotone.
+        """
+        spaces = set(self.config.get("spaces") or ())
+        tuned = [n for n in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS)
+                 if getattr(self, n).space in spaces and getattr(self, n).optimize]
+        if not tuned:
+            return
+        saved = {n: (getattr(self, n).value, getattr(self, n).in_space) for n in tuned}
+        try:
+            for corner in ("low", "high"):
+                for n in tuned:
+                    param = getattr(self, n)
+                    param.in_space, param.value = True, getattr(param, corner)
+                try:
+                    self.selector_config()
+                    self.regime_thresholds()
+                except OperationalException as exc:
+                    raise OperationalException(
+                        f"hyperopt --spaces {' '.join(sorted(spaces))}: with the tuned "
+                        f"parameters at their {corner} bounds ({', '.join(tuned)}) the settings "
+                        f"are invalid: {exc}. Change that config key, or leave the space out."
+                    ) from exc
+        finally:
+            for n, (value, in_space) in saved.items():
+                getattr(self, n).value, getattr(self, n).in_space = value, in_space
+        sel = self.ms_config.selector
+        if "learner_epsilon" in tuned and (sel.policy != "epsilon_greedy"
+                                           or "epsilon" in sel.policy_params):
+            logger.warning("[RL] learner_epsilon is tuned but has no effect: policy %s%s",
+                           sel.policy, " with policy_params.epsilon" if sel.policy ==
+                           "epsilon_greedy" else "")
 
     def _check_hyperopt_spaces(self) -> None:
         spaces = [str(s) for s in (self.config.get("spaces") or ["default"])]

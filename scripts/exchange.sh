@@ -10,11 +10,13 @@ start_exchange() {
         --datadir user_data/data/binance > "$log" 2>&1 &
     exchange_pid=$!
     trap 'kill "$exchange_pid" 2>/dev/null; wait "$exchange_pid" 2>/dev/null || true' EXIT
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         grep -q "listening on" "$log" 2>/dev/null && break
         kill -0 "$exchange_pid" 2>/dev/null || { cat "$log"; exit 1; }
         sleep 0.1
     done
+    grep -q "listening on" "$log" 2>/dev/null \
+        || { echo "loopback exchange did not start within 30 s:"; cat "$log"; exit 1; }
     overlay=user_data/config.loopback.json
     if [ "$port" != 18080 ]; then
         mkdir -p user_data/backtest_results

@@ -4,8 +4,9 @@
 # saw, with the tuned parameters and with the defaults, and print both.
 #   bash scripts/hyperopt.sh [epochs (default 60)] [extra freqtrade hyperopt arguments]
 # The tuned parameters land in user_data/backtest_results/hyperopt/strategies/MetaStrategy.json
-# (Freqtrade's parameter file, next to a copy of the strategy), so the main job's backtest is
-# not affected. Copy that file next to user_data/strategies/MetaStrategy.py to trade with it.
+# (Freqtrade's parameter file, next to a copy of the strategy) and the hold-out tables next to
+# it, so the main job's backtest is not affected. Copy that file next to
+# user_data/strategies/MetaStrategy.py to trade with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,10 +35,12 @@ echo "== hyperopt on $train ($epochs epochs, spaces regime learner)"
     --min-trades 30 --random-state 42 "$@"
 
 holdout_backtest() {  # $1 = label, $2 = strategy dir
-    .venv/bin/freqtrade backtesting "${common[@]}" --strategy-path "$2" \
-        --timerange "$holdout" --cache none --export none > "$work/backtest-$1.log" 2>&1 \
-        || { tail -40 "$work/backtest-$1.log"; exit 1; }
-    cp "$out/metastrategy_qtable.json" "$work/qtable-$1.json"
+    # the learned table goes to $work, not to the main job's metastrategy_qtable.json
+    printf '{"metastrategy": {"backtest_qtable_file": "%s"}}\n' "$work/qtable-$1.json" \
+        > "$work/qtable-$1.config.json"
+    .venv/bin/freqtrade backtesting "${common[@]}" --config "$work/qtable-$1.config.json" \
+        --strategy-path "$2" --timerange "$holdout" --cache none --export none \
+        > "$work/backtest-$1.log" 2>&1 || { tail -40 "$work/backtest-$1.log"; exit 1; }
     echo "-- hold-out $holdout, $1:"
     grep -E "^\s*│ *TOTAL" "$work/backtest-$1.log" | tail -1 || true
     .venv/bin/freqtrade-metastrategy show --file "$work/qtable-$1.json" | tail -1

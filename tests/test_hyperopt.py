@@ -34,6 +34,7 @@ from conftest import (
     write_offline_config,
 )
 from freqtrade.enums import RunMode
+from freqtrade.exceptions import OperationalException
 from freqtrade.strategy import DecimalParameter, IntParameter
 from helpers.dryrun import DryRunBot, LoopbackProcess
 from test_strategy_e2e import module_runner, read_trades
@@ -89,7 +90,9 @@ def trend_share(regimes: Any) -> float:
     return (counts["trend_up"] + counts["trend_down"]) / sum(counts.values())
 
 
-def test_parameter_defaults_are_the_seeds_and_inside_their_ranges() -> None:
+def test_parameter_defaults_are_the_seeds_and_inside_their_ranges(tmp_path: Path) -> None:
+    # bot_start gives every parameter without a file value the configured one (here: none)
+    make(RunMode.BACKTEST, tmp_path).bot_start()
     seeds, learner = RegimeThresholds(), SelectorConfig()
     for name, (field, scale) in REGIME_PARAMETERS.items():
         param = getattr(MetaStrategyBase, name)
@@ -105,6 +108,35 @@ def test_parameter_defaults_are_the_seeds_and_inside_their_ranges() -> None:
     low, high, extreme = (getattr(MetaStrategyBase, f"regime_{k}_atr_pct")
                           for k in ("low_vol", "high_vol", "extreme_vol"))
     assert low.high < high.low and high.high < extreme.low
+
+
+def test_untuned_parameters_carry_the_config_values_into_the_parameter_file(
+    tmp_path: Path,
+) -> None:
+    """Freqtrade exports every parameter's .value after a hyperopt, tuned or not."""
+    s = make(RunMode.HYPEROPT, tmp_path, {"thresholds": {"trend_adx_threshold": 30},
+                                          "min_samples": 7},
+             file_params={"regime": {"regime_trend_strength": 0.4}})
+    s.bot_start()
+    assert s.regime_trend_adx.value == 30.0
+    assert s.learner_min_samples.value == 7
+    assert isinstance(s.learner_min_samples.value, int)
+    # a value from the file is left for Freqtrade to load
+    assert MetaStrategyBase.regime_trend_strength.value == pytest.approx(0.30)
+
+
+def test_settings_invalid_somewhere_in_the_search_range_stop_hyperopt_at_start(
+    tmp_path: Path,
+) -> None:
+    s = make(RunMode.HYPEROPT, tmp_path, {"min_epsilon": 0.05})
+    with pytest.raises(OperationalException, match=r"low bounds.*min_epsilon"):
+        s.bot_start()
+    assert s.learner_epsilon.in_space is False  # restored
+    # outside hyperopt (or without the learner space) nothing is tried
+    make(RunMode.BACKTEST, tmp_path, {"min_epsilon": 0.05}).bot_start()
+    ok = make(RunMode.HYPEROPT, tmp_path, {"min_epsilon": 0.05})
+    ok.config["spaces"] = ["regime"]
+    ok.bot_start()
 
 
 def test_precedence_file_over_config_over_default(tmp_path: Path) -> None:
@@ -199,11 +231,12 @@ def exchange_module() -> Iterator[LoopbackExchange]:
 def hyperopt(
     directory: Path, url: str, jobs: int, epochs: int, *, export: bool,
     store_url: str | None = None, spaces: tuple[str, ...] = ("regime", "learner"),
+    metastrategy: dict[str, Any] | None = None,
 ) -> HyperoptRun:
     strategy_dir = directory / "strategies"
     strategy_dir.mkdir(parents=True)
     shutil.copy(STRATEGY_FILE, strategy_dir)
-    section: dict[str, Any] = {"seed": 42}
+    section: dict[str, Any] = {"seed": 42, **(metastrategy or {})}
     if store_url:
         section["store_url"] = store_url
     cfg = write_offline_config(directory, url, pairs=PAIRS, overrides={
@@ -310,6 +343,31 @@ def test_best_parameters_are_picked_up_by_the_next_backtest_and_reproduce_the_ep
     assert len(trades) == metrics["total_trades"]
     assert sum(t["profit_abs"] for t in trades) == pytest.approx(metrics["profit_total_abs"],
                                                                  abs=1e-6)
+
+
+@pytest.mark.slow
+def test_regime_space_alone_changes_the_epochs(
+    tmp_path: Path, exchange_module: LoopbackExchange,
+) -> None:
+    """Only thresholds vary: if the regimes were fixed at hyperopt's single indicator pass,
+    every epoch would give the same trades."""
+    run = hyperopt(tmp_path, exchange_module.url, 1, 5, export=False, spaces=("regime",))
+    assert run.run.ok, run.run.tail()
+    assert len({outcome(e) for e in run.epochs}) >= 4, [outcome(e) for e in run.epochs]
+
+
+@pytest.mark.slow
+def test_a_learner_only_hyperopt_keeps_the_config_thresholds_in_the_parameter_file(
+    tmp_path: Path, exchange_module: LoopbackExchange,
+) -> None:
+    run = hyperopt(tmp_path, exchange_module.url, 1, 3, export=True, spaces=("learner",),
+                   metastrategy={"thresholds": {"trend_adx_threshold": 30}, "alpha": 0.3})
+    assert run.run.ok, run.run.tail()
+    params = json.loads((run.strategy_dir / "MetaStrategy.json").read_text())["params"]
+    assert params["regime"]["regime_trend_adx"] == 30.0        # the config's, not 25
+    assert params["regime"]["regime_trend_strength"] == 0.3    # the default
+    best = min(run.epochs, key=lambda e: e["loss"])
+    assert params["learner"] == best["params_dict"]
 
 
 @pytest.mark.slow
