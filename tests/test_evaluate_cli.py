@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -47,7 +48,7 @@ def report(configs: list[str], tmp_path_factory: pytest.TempPathFactory) -> tupl
     cmd = [sys.executable, "-m", "freqtrade_metastrategy.cli", "evaluate",
            *[a for c in configs for a in ("-c", c)], "--timerange", TIMERANGE,
            "--train", "20230101-20230401", "--test", "20230401-20230701", "--seed", "1",
-           "--out", str(out)]
+           "--walk-forward", "60D:30D", "--out", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     return out, run.stdout
@@ -140,6 +141,41 @@ def test_evaluate_writes_the_reports(report: tuple[Path, str]) -> None:
         assert title in html, title
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "eps_greedy[frozen]" in stdout and "static_train_best" in stdout
+    statics = {p[len("static:"):]: r["total"] for p, r in test.items() if p.startswith("static:")}
+    plan = doc["meta"]["next_fixed_plan"]["r_atr"]
+    assert statics[plan] == max(statics.values())
+    assert f'"default_strategy": "{plan}"' in stdout
+
+
+def test_evaluate_rolling_walk_forward(report: tuple[Path, str]) -> None:
+    out, stdout = report
+    doc = json.loads((out / "report.json").read_text())
+    splits = doc["meta"]["rolling"]["folds"]
+    rolling = doc["units"]["r_atr"]["rolling"]
+    # 2023-01-01..07-01, train 60 days, test 30 days: tests 03-02, 04-01, 05-01, 05-31 and
+    # 06-30, the last clipped to one day at the end of the timerange
+    assert len(splits) == len(rolling["folds"]) == 5
+    assert splits[0] == [["2023-01-01T00:00:00+00:00", "2023-03-02T00:00:00+00:00"],
+                         ["2023-03-02T00:00:00+00:00", "2023-04-01T00:00:00+00:00"]]
+    for (_, a), (_, b) in itertools.pairwise(splits):
+        assert a[1] == b[0]  # the test ranges tile
+    assert splits[-1][1][1] == "2023-07-01T00:00:00+00:00"
+    # the out-of-sample result is the concatenation of the folds' test ranges
+    per_fold = [{r["policy"]: r for r in f["test"]["summary"]} for f in rolling["folds"]]
+    oos = {r["policy"]: r for r in rolling["oos"]["summary"]}
+    for policy in ("random", "eps_greedy[frozen]", "static_train_best"):
+        assert oos[policy]["trades"] == sum(f[policy]["trades"] for f in per_fold)
+        assert oos[policy]["total"] == pytest.approx(sum(f[policy]["total"] for f in per_fold))
+    assert "rolling walk-forward 60D:30D: folds" in stdout
+
+
+@pytest.mark.parametrize("spec", ["30D", "30D:0D", "a:b", "30D:30D:30D:30D"])
+def test_evaluate_rejects_a_bad_walk_forward(spec: str, capsys: pytest.CaptureFixture[str]
+                                             ) -> None:
+    code = main(["evaluate", "-c", "config.example.json", "--timerange", "20230101-20230701",
+                 "--walk-forward", spec])
+    assert code == 2
+    assert "--walk-forward" in capsys.readouterr().err
 
 
 def _ledger_file(entry_set: EntrySet, path: Path) -> Path:

@@ -461,7 +461,9 @@ def test_empty_entries() -> None:
 
 
 def test_the_core_never_imports_freqtrade() -> None:
-    code = ("import sys, freqtrade_metastrategy.evaluation.simulator as s; "
+    code = ("import sys, freqtrade_metastrategy.evaluation.simulator, "
+            "freqtrade_metastrategy.evaluation.walkforward, "
+            "freqtrade_metastrategy.evaluation.report; "
             "bad = [m for m in sys.modules if m == 'freqtrade' or m.startswith('freqtrade.')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=e2e.REPO_ROOT)
