@@ -107,8 +107,7 @@ class SelectorConfig:
             isinstance(self.seed, bool) or not isinstance(self.seed, int)
         ):
             raise ConfigError(f"{p}.seed", f"must be an integer or null, got {self.seed!r}")
-        if self.exploit_min_q is not None and not math.isfinite(self.exploit_min_q):
-            raise ConfigError(f"{p}.exploit_min_q", "must be a finite number of R or null")
+        self._check_types(p)
         if not isinstance(self.pool_across_symbols, bool):
             raise ConfigError(f"{p}.pool_across_symbols", "must be true or false")
         for regime in self.heuristic:
@@ -119,6 +118,24 @@ class SelectorConfig:
                 )
         # builds (and so validates) the policy and its parameters
         self.build_policy()
+
+    def _check_types(self, p: str) -> None:
+        """Types of the keys the policy constructors would otherwise reject without a name."""
+        if not isinstance(self.policy, str):
+            raise ConfigError(f"{p}.policy", f"must be a policy name, got {self.policy!r}")
+        for name in ("epsilon_decay", "min_epsilon"):
+            value = getattr(self, name)
+            if not _is_number(value) or value < 0.0:
+                raise ConfigError(f"{p}.{name}", f"must be a number >= 0, got {value!r}")
+        if self.exploit_min_q is not None and not _is_number(self.exploit_min_q):
+            raise ConfigError(f"{p}.exploit_min_q",
+                              f"must be a finite number of R or null, got {self.exploit_min_q!r}")
+        if not isinstance(self.policy_params, Mapping):
+            raise ConfigError(f"{p}.policy_params",
+                              f"must be an object {{name: value}}, got {self.policy_params!r}")
+        if not isinstance(self.heuristic, Mapping):
+            raise ConfigError(f"{p}.heuristic",
+                              f"must be an object {{regime: profile}}, got {self.heuristic!r}")
 
     def build_policy(self) -> Policy:
         params = dict(self.policy_params)
@@ -139,6 +156,12 @@ class SelectorConfig:
                     f"{prefix}.{key}", f"unknown key; allowed: {', '.join(sorted(allowed))}"
                 )
         return cls(**dict(data))
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float (``bool`` excluded)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,14 @@ def test_full_section() -> None:
         ({"default_strategy": "ghost"}, "metastrategy.default_strategy"),
         ({"heuristic": {"trend_up": "ghost"}}, "metastrategy.heuristic.trend_up"),
         ({"reward_unit": "usd"}, "metastrategy.reward_unit"),
+        ({"exploit_min_q": "x"}, "metastrategy.exploit_min_q"),
+        ({"exploit_min_q": True}, "metastrategy.exploit_min_q"),
+        ({"epsilon_decay": "x"}, "metastrategy.epsilon_decay"),
+        ({"min_epsilon": -0.1}, "metastrategy.min_epsilon"),
+        ({"policy_params": [1]}, "metastrategy.policy_params"),
+        ({"policy_params": {"c": 1}, "policy": "epsilon_greedy"}, "metastrategy.policy_params"),
+        ({"heuristic": ["scalp"]}, "metastrategy.heuristic"),
+        ({"policy": 3}, "metastrategy.policy"),
     ],
 )
 def test_errors_name_the_key(section: dict[str, Any], field: str) -> None:
