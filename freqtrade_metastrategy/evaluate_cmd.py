@@ -91,6 +91,8 @@ def _split(
 def _rolling(args: argparse.Namespace) -> tuple[str, str, str | None] | None:
     """``--walk-forward TRAIN:TEST[:STEP]`` (pandas durations, e.g. ``365D:365D``) or None."""
     if not args.walk_forward:
+        if args.anchored:
+            raise MetaStrategyError("--anchored needs --walk-forward TRAIN:TEST")
         return None
     parts = str(args.walk_forward).split(":")
     try:
@@ -99,11 +101,53 @@ def _rolling(args: argparse.Namespace) -> tuple[str, str, str | None] | None:
         for part in parts:
             if pd.Timedelta(part) <= pd.Timedelta(0):
                 raise ValueError(f"{part!r} is not a positive duration")
+        if len(parts) == 3 and pd.Timedelta(parts[2]) < pd.Timedelta(parts[1]):
+            raise ValueError("STEP shorter than TEST would make the test ranges overlap")
     except ValueError as exc:
         raise MetaStrategyError(
-            f"--walk-forward {args.walk_forward!r}: {exc} (durations like 365D, 90D, 12h)"
+            f"--walk-forward {args.walk_forward!r}: {exc} (durations like 365D, 90D, 12h; "
+            "m is minutes)"
         ) from None
     return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+#: More folds than this is almost surely a unit mistake (``3m`` is three minutes).
+MAX_FOLDS = 500
+
+
+def _rolling_splits(args: argparse.Namespace, rolling: tuple[str, str, str | None] | None,
+                    full: tuple[pd.Timestamp, pd.Timestamp]) -> list[Any]:
+    """The folds of ``--walk-forward`` over ``--timerange`` (checked before any work)."""
+    if rolling is None:
+        return []
+    step = pd.Timedelta(rolling[2] or rolling[1])
+    estimate = (full[1] - full[0] - pd.Timedelta(rolling[0])) / step
+    if estimate > MAX_FOLDS:
+        raise MetaStrategyError(f"--walk-forward {args.walk_forward}: about {int(estimate)} "
+                                f"folds (more than {MAX_FOLDS}); use days, e.g. 365D:90D")
+    splits = rolling_splits(full[0], full[1], train=rolling[0], test=rolling[1],
+                            step=rolling[2], anchored=args.anchored)
+    if not splits:
+        raise MetaStrategyError(f"--walk-forward {args.walk_forward}: no fold fits in "
+                                f"{args.timerange} (the train length alone reaches its end)")
+    return splits
+
+
+def _usable_splits(splits: list[Any], signal_ns: Any,
+                   console: Any) -> list[Any]:
+    """Folds whose train and test ranges both hold entries (the others are reported and
+    skipped: e.g. a train range before a pair's listing, or a last test range clipped to a
+    day without a signal)."""
+    kept = []
+    for tr, te in splits:
+        counts = [int(((signal_ns >= a.value) & (signal_ns < b.value)).sum()) for a, b in (tr, te)]
+        if min(counts) == 0:
+            console.print(f"walk-forward fold train {tr[0].date()}..{tr[1].date()} / test "
+                          f"{te[0].date()}..{te[1].date()} skipped: {counts[0]} train and "
+                          f"{counts[1]} test entries", markup=False)
+            continue
+        kept.append((tr, te))
+    return kept
 
 
 def _print_table(console: Any, title: str, header: Sequence[str],
@@ -156,6 +200,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     train, test = _split(args, full_range)
     units = list(UNITS) if args.unit == "all" else [args.unit]
     rolling = _rolling(args)
+    splits = _rolling_splits(args, rolling, full_range)
     config = load_config(args.config, strategy=args.strategy, strategy_path=args.strategy_path,
                          datadir=args.datadir)
     _quiet_freqtrade()
@@ -176,12 +221,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         outcomes = simulate(es.candles, es.entries, dict(es.profiles), fee=es.fee,
                             tick_size=infer_tick_sizes(es.candles))
         prog.advance(task)
-        splits = [] if rolling is None else rolling_splits(
-            full_range[0], full_range[1], train=rolling[0], test=rolling[1], step=rolling[2],
-            anchored=args.anchored)
-        if rolling is not None and not splits:
-            raise MetaStrategyError(f"--walk-forward {args.walk_forward}: no fold fits in "
-                                    f"{args.timerange}")
+        if splits:
+            signal_ns = pd.to_datetime(outcomes["signal_time"], utc=True).to_numpy(
+                dtype="datetime64[ns]").astype("int64")
+            splits = _usable_splits(splits, signal_ns, console)
+            if not splits:
+                raise MetaStrategyError(f"--walk-forward {args.walk_forward}: no fold has "
+                                        "entries in both its train and test range")
         task = prog.add_task("replay + walk-forward", total=(2 + bool(splits)) * len(units))
         for unit in units:
             full[unit] = replay(outcomes, unit=unit, seed=args.seed, profiles=es.profiles)
@@ -233,12 +279,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         _print_table(console, "test range, the three units side by side", h, rows)
         tables["side_by_side/test"] = markdown_table(h, rows)
 
-    plans = {unit: next_fixed_plan(wfs[unit]) for unit in units}
-    for unit, plan in plans.items():
+    plans: dict[str, str] = {}
+    for unit in units:
+        basis = _plan_basis(wfs[unit], rolls.get(unit), rolling)
+        plans[unit] = next_fixed_plan(basis)
         console.print(
-            f"[{unit}] fixed plan for after {test[1].date()}: {plan} (best static profile on the "
-            f"test range; the walk-forward choice): \"metastrategy\": {{\"enabled\": false, "
-            f"\"default_strategy\": \"{plan}\"}}", markup=False)
+            f"[{unit}] fixed plan for after {basis.test_range[1].date()}: {plans[unit]} (best "
+            f"static profile on {basis.test_range[0].date()}..{basis.test_range[1].date()}; the "
+            f"walk-forward choice): \"metastrategy\": {{\"enabled\": false, "
+            f"\"default_strategy\": \"{plans[unit]}\"}}", markup=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {
@@ -275,6 +324,17 @@ def _evaluate(args: argparse.Namespace) -> int:
                   + (f"; {why}" if why else f", {out / 'report.png'}"), markup=False)
     console.print(f"wall time {time.monotonic() - t0:.1f} s")
     return 0
+
+
+def _plan_basis(wf: WalkForwardResult, run: WalkForwardRun | None,
+                rolling: tuple[str, str, str | None] | None) -> WalkForwardResult:
+    """The test range the next fixed plan is chosen on: the latest rolling fold at least half
+    as long as TEST (a clipped last fold of a day says little), else the ``--test`` range."""
+    if run is None or rolling is None:
+        return wf
+    half = pd.Timedelta(rolling[1]) / 2
+    full = [f for f in run.folds if f.test_range[1] - f.test_range[0] >= half]
+    return full[-1] if full else wf
 
 
 # -- ope ---------------------------------------------------------------------------------------

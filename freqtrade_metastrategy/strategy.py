@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -275,7 +276,7 @@ class MetaStrategyBase(IStrategy):
         self._last_sweep: datetime | None = None
         self._export_registered = False
         self._pretrained_doc: Any = None
-        self.selector: MetaStrategySelector = self._new_selector(MemoryStore())
+        self.selector: MetaStrategySelector = self._new_selector(MemoryStore(), static=True)
 
     # ------------------------------------------------------------------------------------------
     # set-up
@@ -289,33 +290,47 @@ class MetaStrategyBase(IStrategy):
     def _live(self) -> bool:
         return self._runmode in LIVE_MODES
 
-    def _new_selector(self, store: QStore) -> MetaStrategySelector:
+    def _new_selector(self, store: QStore, *, static: bool = False) -> MetaStrategySelector:
         return MetaStrategySelector(
-            config=self.selector_config(), store=store, profiles=self.ms_config.profiles,
+            config=self.selector_config(static=static), store=store,
+            profiles=self.ms_config.profiles,
             log_level=logging.INFO if self._live else logging.DEBUG,
         )
 
     # ------------------------------------------------------------------------------------------
     # hyperoptable settings
     # ------------------------------------------------------------------------------------------
-    def _tuned(self, name: str, configured: float, *, indicators: bool = False) -> float:
-        """The effective value of hyperoptable parameter ``name`` (see the class body)."""
+    def _is_tuned(self, name: str) -> bool:
+        """Whether this hyperopt run tunes parameter ``name`` (its space is in ``--spaces``).
+
+        Decided from the config, not from Freqtrade's ``in_space`` flag: parameters are class
+        attributes shared by every instance in the process, and the flag is only reset after
+        ``bot_start``.
+        """
         param = getattr(self, name)
-        if (self._runmode == RunMode.HYPEROPT and getattr(param, "in_space", False)
-                and param.optimize):
-            # the value the running epoch tries; populate_indicators runs once for the whole
-            # hyperopt, so it must not read it (the regime is reclassified per epoch anyway)
-            return configured if indicators else float(param.value)
+        return (self._runmode == RunMode.HYPEROPT and bool(param.optimize)
+                and param.space in (self.config.get("spaces") or ()))
+
+    def _tuned(self, name: str, configured: float, *, static: bool = False) -> float:
+        """The effective value of hyperoptable parameter ``name`` (see the class body).
+
+        ``static``: never the value a hyperopt epoch tries (populate_indicators runs once for
+        the whole hyperopt; the placeholder learner of ``__init__``/``bot_start`` is replaced
+        at the first candle of every backtest).
+        """
+        if self._is_tuned(name):
+            return configured if static else float(getattr(self, name).value)
+        param = getattr(self, name)
         from_file = (getattr(self, "_ft_params_from_file", None) or {}).get(param.space) or {}
         if name in from_file:
             return float(from_file[name])
         return configured
 
-    def regime_thresholds(self, *, indicators: bool = False) -> RegimeThresholds:
+    def regime_thresholds(self, *, static: bool = False) -> RegimeThresholds:
         """The regime thresholds in effect (hyperopt epoch, parameter file, config, default)."""
         base = self.ms_config.thresholds
         values = {
-            field: self._tuned(name, getattr(base, field) / scale, indicators=indicators) * scale
+            field: self._tuned(name, getattr(base, field) / scale, static=static) * scale
             for name, (field, scale) in REGIME_PARAMETERS.items()
         }
         try:
@@ -326,11 +341,11 @@ class MetaStrategyBase(IStrategy):
                 f"do not fit together: {exc}. Fix the parameter file or the config."
             ) from exc
 
-    def selector_config(self) -> SelectorConfig:
+    def selector_config(self, *, static: bool = False) -> SelectorConfig:
         """The learner settings in effect (hyperopt epoch, parameter file, config, default)."""
         base = self.ms_config.selector
         values: dict[str, Any] = {
-            field: self._tuned(name, float(getattr(base, field)))
+            field: self._tuned(name, float(getattr(base, field)), static=static)
             for name, field in LEARNER_PARAMETERS.items()
         }
         values["min_samples"] = round(values["min_samples"])
@@ -376,7 +391,7 @@ class MetaStrategyBase(IStrategy):
             logger.info("[RL] Q-table store: %s", store.location)
         else:
             store = self._memory_store()
-        self.selector = self._new_selector(store)
+        self.selector = self._new_selector(store, static=True)
         self._states.clear()
         if self._live:
             self.settle_unsettled_trades(since=None)
@@ -386,12 +401,16 @@ class MetaStrategyBase(IStrategy):
 
     def _our_parameters(self) -> dict[str, float]:
         """Each hyperoptable parameter of ours -> its configured value (config or default)."""
-        thresholds, selector = self.ms_config.thresholds, self.ms_config.selector
-        values = {name: getattr(thresholds, field) / scale
-                  for name, (field, scale) in REGIME_PARAMETERS.items()}
-        values.update({name: float(getattr(selector, field))
-                       for name, field in LEARNER_PARAMETERS.items()})
-        return values
+        return {name: self._configured(self.ms_config, name)
+                for name in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS)}
+
+    @staticmethod
+    def _configured(cfg: MetaStrategyConfig, name: str) -> float:
+        """Parameter ``name``'s value in ``cfg`` (in the parameter's unit)."""
+        if name in REGIME_PARAMETERS:
+            field, scale = REGIME_PARAMETERS[name]
+            return float(getattr(cfg.thresholds, field)) / scale
+        return float(getattr(cfg.selector, LEARNER_PARAMETERS[name]))
 
     def _sync_parameter_values(self) -> None:
         """Give parameters without a value in the parameter file the configured value.
@@ -404,41 +423,51 @@ class MetaStrategyBase(IStrategy):
         one strategy per process.)
         """
         file_params = getattr(self, "_ft_params_from_file", None) or {}
+        defaults = MetaStrategyConfig()
         for name, configured in self._our_parameters().items():
             param = getattr(self, name)
-            if name not in (file_params.get(param.space) or {}):
-                param.value = round(configured) if isinstance(param, IntParameter) else configured
+            from_file = (file_params.get(param.space) or {}).get(name)
+            if from_file is not None and configured != self._configured(defaults, name) and (
+                    not math.isclose(float(from_file), configured)):
+                logger.warning("%s: the strategy parameter file's %s (%s) overrides the config "
+                               "(%s); delete the file or the key to choose", name,
+                               name, from_file, configured)
+            if from_file is None:
+                # Not through the ``value`` setter: DecimalParameter rounds to its decimals,
+                # and the file would then carry (and later impose) 22.2 for a configured 22.25.
+                param._value = (round(configured) if isinstance(param, IntParameter)
+                                else configured)
 
     def _check_tuning_ranges(self) -> None:
         """Hyperopt: every value the tuned parameters can take must give valid settings.
 
         Checked here, where an error stops the run, not per epoch (``bot_loop_start`` errors
         are only logged by Freqtrade, and the epoch would run with the previous learner).
-        The corners of the search ranges are tried; the settings' constraints are monotone.
+        Every corner of the search box is tried: each constraint is monotone in each parameter.
         """
-        spaces = set(self.config.get("spaces") or ())
-        tuned = [n for n in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS)
-                 if getattr(self, n).space in spaces and getattr(self, n).optimize]
+        tuned = [n for n in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS) if self._is_tuned(n)]
         if not tuned:
             return
-        saved = {n: (getattr(self, n).value, getattr(self, n).in_space) for n in tuned}
+        saved = {n: getattr(self, n)._value for n in tuned}
         try:
-            for corner in ("low", "high"):
-                for n in tuned:
-                    param = getattr(self, n)
-                    param.in_space, param.value = True, getattr(param, corner)
+            # every corner of the search box (at most 2^9): constraints compare parameters
+            # with each other (low < high < extreme ATR%), so a mixed corner can be the bad one
+            for corner in itertools.product(("low", "high"), repeat=len(tuned)):
+                for n, end in zip(tuned, corner, strict=True):
+                    getattr(self, n)._value = getattr(getattr(self, n), end)
                 try:
                     self.selector_config()
                     self.regime_thresholds()
                 except OperationalException as exc:
+                    at = ", ".join(f"{n}={getattr(self, n)._value}" for n in tuned)
                     raise OperationalException(
-                        f"hyperopt --spaces {' '.join(sorted(spaces))}: with the tuned "
-                        f"parameters at their {corner} bounds ({', '.join(tuned)}) the settings "
-                        f"are invalid: {exc}. Change that config key, or leave the space out."
+                        f"hyperopt --spaces {' '.join(self.config.get('spaces') or ())}: the "
+                        f"settings are invalid at a corner of the search ranges ({at}): {exc}. "
+                        "Change that config key, or leave the space out."
                     ) from exc
         finally:
-            for n, (value, in_space) in saved.items():
-                getattr(self, n).value, getattr(self, n).in_space = value, in_space
+            for n, value in saved.items():
+                getattr(self, n)._value = value
         sel = self.ms_config.selector
         if "learner_epsilon" in tuned and (sel.policy != "epsilon_greedy"
                                            or "epsilon" in sel.policy_params):
@@ -555,7 +584,7 @@ class MetaStrategyBase(IStrategy):
         features = compute_regime_features(dataframe, self.timeframe)
         for name in FEATURE_COLUMNS:
             dataframe[name] = features[name].to_numpy()
-        self._classify(dataframe, metadata["pair"], self.regime_thresholds(indicators=True))
+        self._classify(dataframe, metadata["pair"], self.regime_thresholds(static=True))
         p = self.ms_config.profiles[self.ms_config.selector.default_strategy]
         atr = dataframe["atr"]
         dataframe["ms_stop_long"] = dataframe["close"] - p.r_sl * atr

@@ -59,6 +59,11 @@ def test_full_section() -> None:
         ({"policy_params": {"c": 1}, "policy": "epsilon_greedy"}, "metastrategy.policy_params"),
         ({"heuristic": ["scalp"]}, "metastrategy.heuristic"),
         ({"policy": 3}, "metastrategy.policy"),
+        ({"policy_params": {"exploit_min_q": "0.4"}}, "metastrategy.policy_params.exploit_min_q"),
+        ({"policy": "thompson", "policy_params": {"prior_mean": "abc"}},
+         "metastrategy.policy_params.prior_mean"),
+        ({"policy": "thompson", "policy_params": {"propensity_samples": 2.7}},
+         "metastrategy.policy_params.propensity_samples"),
     ],
 )
 def test_errors_name_the_key(section: dict[str, Any], field: str) -> None:

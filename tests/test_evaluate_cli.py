@@ -141,10 +141,15 @@ def test_evaluate_writes_the_reports(report: tuple[Path, str]) -> None:
         assert title in html, title
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "eps_greedy[frozen]" in stdout and "static_train_best" in stdout
-    statics = {p[len("static:"):]: r["total"] for p, r in test.items() if p.startswith("static:")}
+    # with --walk-forward 60D:30D the plan is chosen on the latest fold at least 15 days long
+    latest = doc["units"]["r_atr"]["rolling"]["folds"][3]
+    assert latest["test_range"][1] == "2023-06-30T00:00:00+00:00"
+    statics = {r["policy"][len("static:"):]: r["total"] for r in latest["test"]["summary"]
+               if r["policy"].startswith("static:")}
     plan = doc["meta"]["next_fixed_plan"]["r_atr"]
     assert statics[plan] == max(statics.values())
     assert f'"default_strategy": "{plan}"' in stdout
+    assert "fixed plan for after 2023-06-30" in stdout
 
 
 def test_evaluate_rolling_walk_forward(report: tuple[Path, str]) -> None:
@@ -169,13 +174,42 @@ def test_evaluate_rolling_walk_forward(report: tuple[Path, str]) -> None:
     assert "rolling walk-forward 60D:30D: folds" in stdout
 
 
-@pytest.mark.parametrize("spec", ["30D", "30D:0D", "a:b", "30D:30D:30D:30D"])
-def test_evaluate_rejects_a_bad_walk_forward(spec: str, capsys: pytest.CaptureFixture[str]
-                                             ) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--walk-forward", "30D"], "expected TRAIN:TEST"),
+        (["--walk-forward", "30D:0D"], "not a positive duration"),
+        (["--walk-forward", "a:b"], "--walk-forward"),
+        (["--walk-forward", "30D:30D:30D:30D"], "expected TRAIN:TEST"),
+        (["--walk-forward", "30D:30D:10D"], "STEP shorter than TEST"),
+        (["--walk-forward", "3m:3m"], "folds (more than 500)"),
+        (["--walk-forward", "365D:30D"], "no fold fits"),
+        (["--anchored"], "--anchored needs --walk-forward"),
+    ],
+)
+def test_evaluate_rejects_a_bad_walk_forward(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before any candle is loaded."""
     code = main(["evaluate", "-c", "config.example.json", "--timerange", "20230101-20230701",
-                 "--walk-forward", spec])
+                 *args])
     assert code == 2
-    assert "--walk-forward" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_evaluate_anchored_walk_forward(configs: list[str], tmp_path: Path) -> None:
+    # a subprocess: a full evaluate in this process would leave Freqtrade's logging set-up
+    # behind for the tests that follow
+    run = subprocess.run(
+        [sys.executable, "-m", "freqtrade_metastrategy.cli", "evaluate",
+         *[a for c in configs for a in ("-c", c)], "--timerange", TIMERANGE,
+         "--walk-forward", "60D:30D", "--anchored", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folds = json.loads((tmp_path / "report.json").read_text())["meta"]["rolling"]["folds"]
+    assert len(folds) == 5
+    assert {tr[0] for tr, _ in folds} == {"2023-01-01T00:00:00+00:00"}  # expanding windows
+    assert [tr[1] for tr, _ in folds] == [te[0] for _, te in folds]
 
 
 def _ledger_file(entry_set: EntrySet, path: Path) -> Path:

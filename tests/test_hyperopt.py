@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -113,30 +114,66 @@ def test_parameter_defaults_are_the_seeds_and_inside_their_ranges(tmp_path: Path
 def test_untuned_parameters_carry_the_config_values_into_the_parameter_file(
     tmp_path: Path,
 ) -> None:
-    """Freqtrade exports every parameter's .value after a hyperopt, tuned or not."""
-    s = make(RunMode.HYPEROPT, tmp_path, {"thresholds": {"trend_adx_threshold": 30},
-                                          "min_samples": 7},
-             file_params={"regime": {"regime_trend_strength": 0.4}})
-    s.bot_start()
-    assert s.regime_trend_adx.value == 30.0
-    assert s.learner_min_samples.value == 7
-    assert isinstance(s.learner_min_samples.value, int)
-    # a value from the file is left for Freqtrade to load
-    assert MetaStrategyBase.regime_trend_strength.value == pytest.approx(0.30)
+    """Freqtrade exports every parameter's .value after a hyperopt, tuned or not: the ones
+    not tuned must hold what the run used, unrounded (DecimalParameter's setter rounds)."""
+    learner_only = make(RunMode.HYPEROPT, tmp_path, {
+        "thresholds": {"trend_adx_threshold": 22.25, "illiquid_volume_threshold": 2_250_000}})
+    learner_only.config["spaces"] = ["learner"]
+    learner_only.bot_start()
+    assert learner_only.regime_trend_adx.value == 22.25
+    assert learner_only.regime_illiquid_volume_musd.value == 2.25
+    regime_only = make(RunMode.HYPEROPT, tmp_path,
+                       {"epsilon": 0.125, "min_epsilon": 0.125, "min_samples": 7})
+    regime_only.config["spaces"] = ["regime"]
+    regime_only.bot_start()
+    assert regime_only.learner_epsilon.value == 0.125  # 0.12 would fail min_epsilon later
+    assert regime_only.learner_min_samples.value == 7
+    assert isinstance(regime_only.learner_min_samples.value, int)
+
+
+def test_a_parameter_file_value_is_left_to_freqtrade_and_a_conflict_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = make(RunMode.BACKTEST, tmp_path, {"thresholds": {"trend_adx_threshold": 30}},
+             file_params={"regime": {"regime_trend_adx": 31.0}})
+    s.regime_trend_adx.value = 12.3  # whatever it holds: Freqtrade loads the file after
+    with caplog.at_level(logging.WARNING):
+        s.bot_start()
+    assert s.regime_trend_adx.value == 12.3
+    assert s.regime_thresholds().trend_adx_threshold == 31.0
+    assert "parameter file's regime_trend_adx (31.0) overrides the config (30.0)" in caplog.text
 
 
 def test_settings_invalid_somewhere_in_the_search_range_stop_hyperopt_at_start(
     tmp_path: Path,
 ) -> None:
     s = make(RunMode.HYPEROPT, tmp_path, {"min_epsilon": 0.05})
-    with pytest.raises(OperationalException, match=r"low bounds.*min_epsilon"):
+    with pytest.raises(OperationalException, match=r"corner of the search ranges.*min_epsilon"):
         s.bot_start()
-    assert s.learner_epsilon.in_space is False  # restored
+    assert s.learner_epsilon.value == 0.10  # restored
     # outside hyperopt (or without the learner space) nothing is tried
     make(RunMode.BACKTEST, tmp_path, {"min_epsilon": 0.05}).bot_start()
     ok = make(RunMode.HYPEROPT, tmp_path, {"min_epsilon": 0.05})
     ok.config["spaces"] = ["regime"]
     ok.bot_start()
+
+
+class _Overlapping(MetaStrategyBase):
+    """A subclass whose ATR% ranges overlap: both corners are fine, a mixed one is not."""
+
+    regime_low_vol_atr_pct = DecimalParameter(0.005, 0.030, default=0.015, decimals=3,
+                                              space="regime")
+    regime_high_vol_atr_pct = DecimalParameter(0.020, 0.055, default=0.040, decimals=3,
+                                               space="regime")
+
+
+def test_overlapping_ranges_are_caught_at_a_mixed_corner(tmp_path: Path) -> None:
+    s = _Overlapping({"runmode": RunMode.HYPEROPT, "timeframe": "1h",
+                      "stake_currency": "USDT", "user_data_dir": str(tmp_path),
+                      "spaces": ["regime"]})
+    with pytest.raises(OperationalException, match=r"regime_low_vol_atr_pct=0\.03.*"
+                                                   r"regime_high_vol_atr_pct=0\.02"):
+        s.bot_start()
 
 
 def test_precedence_file_over_config_over_default(tmp_path: Path) -> None:
