@@ -317,6 +317,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         "markdown": tables,
     }
     (out / "report.json").write_text(json.dumps(json_safe(report), indent=1, allow_nan=False))
+    # the plan for the unit the config's learner optimises, as a config overlay to trade it
+    plan_unit = str((config.get("metastrategy") or {}).get("reward_unit", "r_atr"))
+    plan_unit = plan_unit if plan_unit in plans else units[0]
+    (out / "fixed_plan.json").write_text(json.dumps(
+        {"metastrategy": {"enabled": False, "default_strategy": plans[plan_unit]}}, indent=1))
+    console.print(f"to trade the fixed plan ({plan_unit}): add -c {out / 'fixed_plan.json'} "
+                  "to your freqtrade command", markup=False)
     write_html(out / "report.html", full, f"freqtrade-metastrategy evaluation: {es.strategy} "
                                            f"{args.timerange}")
     why = write_png(out / "report.png", full)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from freqtrade_metastrategy.cli import main
+from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.entries import EntrySet, load_config, load_entries
 from freqtrade_metastrategy.evaluation.replay import DEFAULT_LEARNERS, LearnerPolicy, replay
 from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
@@ -150,6 +151,9 @@ def test_evaluate_writes_the_reports(report: tuple[Path, str]) -> None:
     assert statics[plan] == max(statics.values())
     assert f'"default_strategy": "{plan}"' in stdout
     assert "fixed plan for after 2023-06-30" in stdout
+    overlay = json.loads((out / "fixed_plan.json").read_text())
+    assert overlay == {"metastrategy": {"enabled": False, "default_strategy": plan}}
+    assert not MetaStrategyConfig.from_dict(overlay["metastrategy"]).enabled  # a valid section
 
 
 def test_evaluate_rolling_walk_forward(report: tuple[Path, str]) -> None:
