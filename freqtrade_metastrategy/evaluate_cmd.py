@@ -133,23 +133,6 @@ def _rolling_splits(args: argparse.Namespace, rolling: tuple[str, str, str | Non
     return splits
 
 
-def _usable_splits(splits: list[Any], signal_ns: Any,
-                   console: Any) -> list[Any]:
-    """Folds whose train and test ranges both hold entries (the others are reported and
-    skipped: e.g. a train range before a pair's listing, or a last test range clipped to a
-    day without a signal)."""
-    kept = []
-    for tr, te in splits:
-        counts = [int(((signal_ns >= a.value) & (signal_ns < b.value)).sum()) for a, b in (tr, te)]
-        if min(counts) == 0:
-            console.print(f"walk-forward fold train {tr[0].date()}..{tr[1].date()} / test "
-                          f"{te[0].date()}..{te[1].date()} skipped: {counts[0]} train and "
-                          f"{counts[1]} test entries", markup=False)
-            continue
-        kept.append((tr, te))
-    return kept
-
-
 def _print_table(console: Any, title: str, header: Sequence[str],
                  rows: Sequence[Sequence[str]]) -> None:
     from rich.markup import escape
@@ -221,13 +204,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         outcomes = simulate(es.candles, es.entries, dict(es.profiles), fee=es.fee,
                             tick_size=infer_tick_sizes(es.candles))
         prog.advance(task)
-        if splits:
-            signal_ns = pd.to_datetime(outcomes["signal_time"], utc=True).to_numpy(
-                dtype="datetime64[ns]").astype("int64")
-            splits = _usable_splits(splits, signal_ns, console)
-            if not splits:
-                raise MetaStrategyError(f"--walk-forward {args.walk_forward}: no fold has "
-                                        "entries in both its train and test range")
         task = prog.add_task("replay + walk-forward", total=(2 + bool(splits)) * len(units))
         for unit in units:
             full[unit] = replay(outcomes, unit=unit, seed=args.seed, profiles=es.profiles)
@@ -238,7 +214,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             prog.advance(task)
             if splits:
                 rolls[unit] = walk_forward(outcomes, splits, unit=unit, seed=args.seed,
-                                           profiles=es.profiles)
+                                           profiles=es.profiles, skip_empty=True)
                 prog.advance(task)
 
     n_entries = int(outcomes["entry_id"].nunique())
@@ -266,6 +242,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         tables[f"{unit}/by_year"] = markdown_table(h, rows)
         if unit in rolls:
             run = rolls[unit]
+            for tr, te in run.skipped:
+                console.print(f"[{unit}] walk-forward fold train {tr[0].date()}..{tr[1].date()}"
+                              f" / test {te[0].date()}..{te[1].date()} skipped: no entry on one "
+                              "side", markup=False)
             h, rows = fold_rows(run)
             _print_table(console, f"[{unit}] rolling walk-forward {args.walk_forward}"
                          f"{' (anchored)' if args.anchored else ''}: folds", h, rows)
@@ -302,6 +282,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "next_fixed_plan": plans,
             "rolling": None if rolling is None else {
                 "spec": args.walk_forward, "anchored": args.anchored,
+                # every fold requested; units.<unit>.rolling.skipped lists those left out
                 "folds": [[[t.isoformat() for t in tr], [t.isoformat() for t in te]]
                           for tr, te in splits]},
         },

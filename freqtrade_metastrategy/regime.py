@@ -650,13 +650,16 @@ def add_regime_columns(
     return classify_frame(df, thresholds)
 
 
-def classify_frame(df: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> pd.DataFrame:
+def classify_frame(
+    df: pd.DataFrame, thresholds: RegimeThresholds | None = None, *, code_column: str | None = None
+) -> pd.DataFrame:
     """(Re)classify a frame that already has the feature columns (see
     :func:`add_regime_columns`): set ``regime`` and ``regime_confidence`` under ``thresholds``.
 
     The split lets a strategy compute the features once and apply new thresholds cheaply, e.g.
     once per hyperopt epoch (classification runs at tens of millions of candles per second).
-    Uses the frame's ``depth_5bps`` / ``spread_bps`` columns if it has them.
+    Uses the frame's ``depth_5bps`` / ``spread_bps`` columns if it has them. ``code_column``:
+    also store the regime's code (:meth:`MarketRegime.code`, int8) in that column.
 
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"adx": [30.0, 30.0], "atr_pct": [0.02, 0.02],
@@ -665,6 +668,9 @@ def classify_frame(df: pd.DataFrame, thresholds: RegimeThresholds | None = None)
     ['trend_up', 'trend_up']
     >>> list(classify_frame(frame, RegimeThresholds(trend_adx_threshold=35))["regime"])
     ['range_low_vol', 'range_low_vol']
+    >>> classify_frame(frame, code_column="code")["code"].tolist() == [
+    ...     MarketRegime.TREND_UP.code] * 2
+    True
     """
     depth = df["depth_5bps"].to_numpy(dtype=np.float64) if "depth_5bps" in df.columns else None
     spread = df["spread_bps"].to_numpy(dtype=np.float64) if "spread_bps" in df.columns else None
@@ -679,4 +685,6 @@ def classify_frame(df: pd.DataFrame, thresholds: RegimeThresholds | None = None)
     )
     df["regime"] = _REGIME_VALUES[codes]
     df["regime_confidence"] = confidence
+    if code_column is not None:
+        df[code_column] = codes
     return df

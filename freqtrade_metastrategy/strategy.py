@@ -83,7 +83,7 @@ from freqtrade_metastrategy.exitplan import TradePlan
 from freqtrade_metastrategy.indicators import FEATURE_COLUMNS, compute_regime_features
 from freqtrade_metastrategy.liquidity import BookLiquidity, book_liquidity
 from freqtrade_metastrategy.profiles import AggressivenessLevel, StrategyProfile
-from freqtrade_metastrategy.regime import REGIMES, MarketRegime, RegimeThresholds, classify_frame
+from freqtrade_metastrategy.regime import MarketRegime, RegimeThresholds, classify_frame
 from freqtrade_metastrategy.selector import MetaStrategySelector, SelectorConfig
 from freqtrade_metastrategy.store import MemoryStore, QStore, open_store
 
@@ -127,9 +127,6 @@ LEARNER_PARAMETERS: dict[str, str] = {
 }
 #: Hyperopt spaces that would replace the profiles' exits (MetaStrategy refuses them).
 EXIT_SPACES = ("roi", "stoploss", "trailing")
-
-
-_REGIME_CODES = {r.value: i for i, r in enumerate(REGIMES)}
 
 
 @dataclass(slots=True)
@@ -607,8 +604,7 @@ class MetaStrategyBase(IStrategy):
         """Set ``regime``, ``regime_confidence``, ``regime_code`` and the pair's signal arrays."""
         if "adx" not in dataframe.columns:  # e.g. a subclass that skipped populate_indicators
             return
-        classify_frame(dataframe, thresholds)
-        dataframe["regime_code"] = dataframe["regime"].map(_REGIME_CODES).astype("int8")
+        classify_frame(dataframe, thresholds, code_column="regime_code")
         self._signal_arrays[pair] = (
             dataframe["date"].to_numpy(dtype="datetime64[s]").astype("int64"),
             dataframe["regime"].to_numpy(),

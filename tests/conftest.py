@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -68,6 +70,23 @@ def freqtrade_command() -> list[str]:
     """The venv's ``freqtrade`` script (falls back to ``python -m freqtrade``)."""
     script = Path(sys.executable).with_name("freqtrade")
     return [str(script)] if script.exists() else [sys.executable, "-m", "freqtrade"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_line(stream: IO[str] | None, timeout: float) -> str:
+    """One line of ``stream`` (a child's stdout), or "" after ``timeout`` seconds."""
+    result: list[str] = []
+    if stream is not None:
+        reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+    return result[0] if result else ""
 
 
 def make_offline_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -291,9 +310,15 @@ def offline_config(tmp_path: Path, loopback_exchange: LoopbackExchange) -> Offli
     return write_offline_config(tmp_path / "ft", loopback_exchange.url)
 
 
-@pytest.fixture
-def run_freqtrade(offline_env: dict[str, str]) -> Callable[..., FreqtradeRun]:
-    def run(args: list[str], timeout: float = 120.0) -> FreqtradeRun:
+def freqtrade_runner(
+    env: dict[str, str] | None = None, default_timeout: float = 120.0
+) -> Callable[..., FreqtradeRun]:
+    """``run(args, timeout=default_timeout) -> FreqtradeRun``: the ``freqtrade`` CLI as a
+    subprocess from the repo root (usable from module-scoped fixtures, unlike the
+    ``run_freqtrade`` fixture)."""
+    env = make_offline_env() if env is None else env
+
+    def run(args: list[str], timeout: float = default_timeout) -> FreqtradeRun:
         import time
 
         cmd = [*freqtrade_command(), *args]
@@ -302,7 +327,7 @@ def run_freqtrade(offline_env: dict[str, str]) -> Callable[..., FreqtradeRun]:
             proc = subprocess.run(
                 cmd,
                 cwd=REPO_ROOT,
-                env=offline_env,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -320,3 +345,8 @@ def run_freqtrade(offline_env: dict[str, str]) -> Callable[..., FreqtradeRun]:
         return FreqtradeRun(cmd, returncode, output, time.monotonic() - started, markers)
 
     return run
+
+
+@pytest.fixture
+def run_freqtrade(offline_env: dict[str, str]) -> Callable[..., FreqtradeRun]:
+    return freqtrade_runner(offline_env)

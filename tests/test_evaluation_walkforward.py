@@ -172,3 +172,18 @@ def test_walk_forward_concatenates_out_of_sample_ranges() -> None:
     overlapping = [splits[1], splits[0]]
     with pytest.raises(EvaluationError, match="overlap"):
         walk_forward(df, overlapping, policies=[])
+
+
+def test_walk_forward_skips_folds_without_entries_when_asked() -> None:
+    df = shifting_table(n=180)  # entries from 2024-01-01 to 2024-03-30
+    # the first two folds' train ranges end before the data starts
+    splits = rolling_splits("2023-10-01", "2024-03-31", train="60D", test="30D")
+    assert splits[1][0][1] <= pd.Timestamp("2024-01-01", tz="UTC") < splits[2][0][1]
+    with pytest.raises(EvaluationError, match="fold 0"):
+        walk_forward(df, splits, policies=[RandomPolicy()])
+    run = walk_forward(df, splits, policies=[RandomPolicy()], skip_empty=True)
+    assert [s[0] for s in run.skipped] == [splits[0][0], splits[1][0]]
+    assert len(run.folds) == len(splits) - 2
+    assert run.to_dict()["skipped"][0][0][0] == splits[0][0][0].isoformat()
+    with pytest.raises(EvaluationError, match="no fold has entries"):
+        walk_forward(df, splits[:1], policies=[RandomPolicy()], skip_empty=True)

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +29,7 @@ from conftest import (
     FreqtradeRun,
     OfflineConfig,
     make_offline_env,
+    read_line,
     write_offline_config,
     write_offline_futures_config,
 )
@@ -301,7 +301,7 @@ def test_cli_derives_and_serves_futures(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        line = _read_line(proc.stdout, timeout=20)
+        line = read_line(proc.stdout, timeout=20)
         match = re.fullmatch(
             r"loopback exchange listening on (http://127\.0\.0\.1:\d+) "
             r"\(pairs: (.*)\) \(futures: (.*)\)\n",
@@ -328,14 +328,6 @@ def _close_pipes(proc: subprocess.Popen[str]) -> None:
             stream.close()
 
 
-def _read_line(stream: Any, timeout: float) -> str:
-    result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return result[0] if result else ""
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signal(sig: signal.Signals) -> None:
     proc = subprocess.Popen(
@@ -355,7 +347,7 @@ def test_cli_serves_until_signal(sig: signal.Signals) -> None:
         text=True,
     )
     try:
-        line = _read_line(proc.stdout, timeout=20)
+        line = read_line(proc.stdout, timeout=20)
         match = re.fullmatch(
             r"loopback exchange listening on (http://127\.0\.0\.1:(\d+)) \(pairs: (.*)\)\n", line
         )

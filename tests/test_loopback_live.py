@@ -9,7 +9,6 @@ import itertools
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,8 +27,10 @@ from conftest import (
     PAIRS,
     REPO_ROOT,
     TEST_STRATEGY_PATH,
+    free_port,
     freqtrade_command,
     make_offline_env,
+    read_line,
     write_offline_config,
 )
 
@@ -450,16 +451,6 @@ def test_cli_live_flag(tmp_path: Path) -> None:
     assert main(["--live", "--port", "0", "--derive-futures", str(tmp_path / "f")]) == 2
 
 
-def read_line(stream: IO[str] | None, timeout: float) -> str:
-    """One line of ``stream`` or "" after ``timeout`` seconds."""
-    result: list[str] = []
-    if stream is not None:
-        reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-    return result[0] if result else ""
-
-
 def test_cli_live_serves_wall_clock_until_sigint() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "freqtrade_metastrategy.loopback", "--live", "--port", "0"],
@@ -493,12 +484,6 @@ def test_cli_live_serves_wall_clock_until_sigint() -> None:
 
 RUN_SECONDS = 20.0
 API_AUTH = ("loopback", "loopback-test")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def api_call(port: int, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:

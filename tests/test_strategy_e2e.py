@@ -23,7 +23,7 @@ from conftest import (
     REPO_ROOT,
     FreqtradeRun,
     OfflineConfig,
-    make_offline_env,
+    freqtrade_runner,
     write_offline_config,
 )
 from freqtrade.data.converter import ohlcv_fill_up_missing_data
@@ -98,22 +98,7 @@ def loopback_module() -> Any:
 
 def module_runner() -> Callable[..., FreqtradeRun]:
     """``run_freqtrade`` for module-scoped fixtures (the conftest one is function-scoped)."""
-    import subprocess
-    import time
-
-    from conftest import FREQTRADE_FAILURE_MARKERS, freqtrade_command
-
-    def run(args: list[str], timeout: float = 300.0) -> FreqtradeRun:
-        cmd = [*freqtrade_command(), *args]
-        started = time.monotonic()
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=make_offline_env(),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
-        markers = [m for m in FREQTRADE_FAILURE_MARKERS if m in proc.stdout]
-        return FreqtradeRun(cmd, proc.returncode, proc.stdout, time.monotonic() - started,
-                            markers)
-
-    return run
+    return freqtrade_runner(default_timeout=300.0)
 
 
 def ledger_by_trade(bt: Backtest) -> dict[tuple[str, str], dict[str, Any]]:

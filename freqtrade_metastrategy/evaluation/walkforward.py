@@ -326,11 +326,14 @@ class WalkForwardRun:
     folds: tuple[WalkForwardResult, ...]
     oos: ReplayResult
     oos_metrics: Metrics
+    #: (train, test) ranges left out with ``skip_empty`` (no entry on one side)
+    skipped: tuple[tuple[TimeRange, TimeRange], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "folds": [f.to_dict() for f in self.folds],
             "oos": self.oos_metrics.to_dict(),
+            "skipped": [[[t.isoformat() for t in r] for r in fold] for fold in self.skipped],
         }
 
 
@@ -370,19 +373,33 @@ def walk_forward(
     seed: int = 0,
     profiles: ProfileRegistry | None = None,
     cluster: str = "week",
+    skip_empty: bool = False,
 ) -> WalkForwardRun:
     """:func:`evaluate` per split (learners start empty in every fold) and the out-of-sample
-    concatenation of the test ranges (which must be increasing and must not overlap)."""
+    concatenation of the test ranges (which must be increasing and must not overlap).
+
+    ``skip_empty``: leave out (and list in ``skipped``) the folds whose train or test range
+    holds no entry, e.g. a train range before a pair's listing, instead of raising."""
     if not splits:
         raise EvaluationError("walk_forward: no splits")
     table = OutcomeTable.coerce(outcomes)
     folds: list[WalkForwardResult] = []
+    skipped: list[tuple[TimeRange, TimeRange]] = []
+    sig = table.signal_ns
     for k, (tr, te) in enumerate(splits):
+        if skip_empty:
+            ranges = (_range(tr, "train"), _range(te, "test"))
+            if any(not bool(((sig >= a.value) & (sig < b.value)).any()) for a, b in ranges):
+                skipped.append(ranges)
+                continue
         try:
             folds.append(evaluate(table, train=tr, test=te, policies=policies, unit=unit,
                                   seed=seed, profiles=profiles, cluster=cluster))
         except EvaluationError as exc:
             raise EvaluationError(f"fold {k}: {exc}") from None
+    if not folds:
+        raise EvaluationError("walk_forward: no fold has entries in both its train and test "
+                              "range")
     for a, b in itertools.pairwise(folds):
         if b.test_range[0] < a.test_range[1]:
             raise EvaluationError("walk_forward: test ranges overlap or are not increasing")
@@ -393,4 +410,5 @@ def walk_forward(
     return WalkForwardRun(
         folds=tuple(folds), oos=oos,
         oos_metrics=compute_metrics(oos, comparators=TEST_COMPARATORS, cluster=cluster),
+        skipped=tuple(skipped),
     )

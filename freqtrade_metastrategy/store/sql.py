@@ -39,6 +39,7 @@ import importlib.util
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -515,19 +516,33 @@ class SqlStore(QStore):
             )
 
     def _enable_wal(self) -> None:
-        """Switch the file to WAL (persistent; a no-op when it already is)."""
-        raw = self._engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute("PRAGMA journal_mode = WAL")
-            row = cursor.fetchone()
-            cursor.close()
-        except self._engine.dialect.loaded_dbapi.Error as exc:
-            raise StoreError(
-                f"{self.location}: cannot switch to WAL journal mode ({exc})."
-            ) from exc
-        finally:
-            raw.close()
+        """Switch the file to WAL (persistent; a no-op when it already is).
+
+        The switch needs the file to itself, and SQLite answers "database is locked" at once,
+        without waiting out the busy timeout, while another process opens or writes the same
+        store (two bots starting together): retried with a short back-off for up to the busy
+        timeout.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.01
+        while True:
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA journal_mode = WAL")
+                row = cursor.fetchone()
+                cursor.close()
+                break
+            except self._engine.dialect.loaded_dbapi.Error as exc:
+                if "locked" in str(exc).lower() and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise StoreError(
+                    f"{self.location}: cannot switch to WAL journal mode ({exc})."
+                ) from exc
+            finally:
+                raw.close()
         self.journal_mode = str(row[0]).lower() if row else None
 
     # -- plumbing ------------------------------------------------------------------------

@@ -11,22 +11,22 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from conftest import (
     REPO_ROOT,
     OfflineConfig,
+    free_port,
     freqtrade_command,
     make_offline_env,
+    read_line,
     write_offline_config,
 )
 from freqtrade_client import FtRestClient
@@ -37,12 +37,6 @@ API_USER, API_PASSWORD = "e2e", "e2e-dry-run-password"
 JWT_SECRET = "freqtrade-metastrategy-e2e-jwt-secret-0123456789"
 STRATEGY_PATH = REPO_ROOT / "user_data" / "strategies"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tail(path: Path, lines: int = 60) -> str:
@@ -68,7 +62,7 @@ class LoopbackProcess:
             stderr=self._log_file,
             text=True,
         )
-        line = _read_line(self.proc.stdout, timeout=30)
+        line = read_line(self.proc.stdout, timeout=30)
         match = re.match(r"loopback exchange listening on (http://127\.0\.0\.1:\d+)", line)
         if not match:
             self.stop()
@@ -107,15 +101,6 @@ class LoopbackProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._log_file.close()
-
-
-def _read_line(stream: IO[str] | None, timeout: float) -> str:
-    result: list[str] = []
-    if stream is not None:
-        reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-    return result[0] if result else ""
 
 
 class DryRunBot:
