@@ -10,7 +10,8 @@ Which store a command acts on, first match wins:
 
 Commands that replace or delete learned data (``import --replace``, ``reset``) first write a
 JSON backup next to the store (or into the current directory for a non-file store) and say
-where it is.
+where it is. They (and any import) also move the store's watermark to now: the strategy settles
+only trades closed since then, so older trades do not refill the store.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def _backup(store: QStore, what: str) -> Path:
     return target
 
 
+def _since(store: QStore) -> str:
+    return f"settles trades closed since {store.watermark():%Y-%m-%d %H:%M:%S} UTC"
+
+
 def format_table(entries: Sequence[QEntry]) -> str:
     """The ``show`` table: one line per (symbol, regime, strategy) cell.
 
@@ -123,6 +128,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(json.dumps([e.to_dict() for e in entries], indent=1))
             return 0
         print(f"Q-table: {store.location}")
+        if not args.file:
+            print(_since(store))
         if not entries:
             print("(empty: no reward settled yet)")
             return 0
@@ -154,7 +161,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 return 1
             _backup(store, "before import --replace")
         store.import_json(args.file, replace=True)
-        print(f"imported {args.file} into {store.location}: {len(store.entries())} cells")
+        print(f"imported {args.file} into {store.location}: {len(store.entries())} cells; "
+              f"{_since(store)}")
     return 0
 
 
@@ -168,7 +176,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
             return 1
         _backup(store, "before reset")
         store.reset()
-        print(f"reset {store.location}")
+        print(f"reset {store.location}; {_since(store)}")
     return 0
 
 

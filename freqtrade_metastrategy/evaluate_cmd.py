@@ -357,7 +357,11 @@ def _support_gap(log: pd.DataFrame, target: Callable[[Mapping[str, Any]], Mappin
 def cmd_ope(args: argparse.Namespace) -> int:
     from freqtrade_metastrategy.cli import _read_config, resolve_store_url
     from freqtrade_metastrategy.config import MetaStrategyConfig
-    from freqtrade_metastrategy.evaluation.ope import log_from_ledger, off_policy_evaluate
+    from freqtrade_metastrategy.evaluation.ope import (
+        drop_missing_probability,
+        log_from_ledger,
+        off_policy_evaluate,
+    )
     from freqtrade_metastrategy.store import MemoryStore, open_store
 
     ms = MetaStrategyConfig.from_freqtrade_config(_read_config(args.config) if args.config
@@ -375,15 +379,20 @@ def cmd_ope(args: argparse.Namespace) -> int:
         with open_store(url, user_data_dir=user_data) as store:
             rows = store.ledger()
             where = str(store.location)
-    log = log_from_ledger(rows)
+    log, skipped = drop_missing_probability(log_from_ledger(rows))
     if log.empty:
-        raise MetaStrategyError(f"{where}: the ledger is empty")
+        raise MetaStrategyError(
+            f"{where}: no ledger row has a logging probability ({skipped} left out: trades "
+            "adopted without decision data), nothing to evaluate" if skipped
+            else f"{where}: the ledger is empty"
+        )
     cluster = "week" if not bool(log["time"].isna().any()) else None
     res = off_policy_evaluate(log, target, cluster=cluster)
     gap = _support_gap(log, target, ms.profiles)
     if args.json:
         print(json.dumps(json_safe({"source": where, "target": args.target, "cluster": cluster,
-                                 "support_gap": gap, **res.to_dict()}), indent=1))
+                                    "support_gap": gap, "skipped_no_probability": skipped,
+                                    **res.to_dict()}), indent=1))
         return 0
     console = _console()
     table = res.table().reset_index()
@@ -397,6 +406,9 @@ def cmd_ope(args: argparse.Namespace) -> int:
     console.print(f"ESS {res.ess:.1f}, mean weight {res.mean_weight:.3f}, max weight "
                   f"{res.max_weight:.1f}, match rate {res.match_rate:.3f}, cluster {cluster}; "
                   f"reward model: {res.reward_model}", markup=False)
+    if skipped:
+        console.print(f"left out {skipped} ledger row(s) without a logging probability (trades "
+                      "adopted without decision data)", markup=False)
     if gap > 0:
         console.print(
             f"warning: on {100 * gap:.1f}% of the logged trades the target puts probability on "

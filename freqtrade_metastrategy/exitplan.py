@@ -31,12 +31,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.profiles import StrategyProfile
 
 #: Take-profits closed by partial exits; the last one (TP3) closes the rest.
 PARTIAL_TPS = 2
+
+
+def net_breakeven(entry_price: Any, sign: Any, fee_open: Any, fee_close: Any) -> Any:
+    """The exit price at which a fill neither gains nor loses after the entry and exit fees
+    (``sign``: +1 long, -1 short). Scalars or numpy arrays alike (the simulator's vectorised
+    twin of :meth:`TradePlan.pays` calls it with arrays).
+
+    >>> [round(net_breakeven(100.0, side, 0.001, 0.001), 4) for side in (1, -1)]
+    [100.2002, 99.8002]
+    """
+    return entry_price * (1 + sign * fee_open) / (1 - sign * fee_close)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,18 @@ class TradePlan:
     def reached(self, best_price: float, level: float) -> bool:
         """Whether ``best_price`` has reached ``level`` in the trade's favour."""
         return best_price >= level if not self.is_short else best_price <= level
+
+    def pays(self, price: float, fee_open: float, fee_close: float) -> bool:
+        """Whether a fill at ``price`` is a gain after the entry and exit fees: the only
+        prices at which a partial take-profit is taken.
+
+        >>> from freqtrade_metastrategy.profiles import get_strategy_profile
+        >>> plan = TradePlan(get_strategy_profile("moderate"), False, 100.0, 2.0)
+        >>> plan.pays(100.15, 0.001, 0.001), plan.pays(100.25, 0.001, 0.001)
+        (False, True)
+        """
+        level = net_breakeven(self.entry_price, self.sign, fee_open, fee_close)
+        return self.reached(price, level) and price != level
 
     def stop_price(self, stage: int, best_price: float) -> float:
         """The stop after ``stage`` take-profits filled, given the best price since entry."""

@@ -31,8 +31,9 @@ How a trade is managed
 * **Stop** (``custom_stoploss``): entry -/+ ``r_sl`` x 1R from the first fill on; entry price
   after the TP1 fill; trailing ``trail_distance_r`` x 1R behind the best price after the TP2 fill.
 * **TP1, TP2** (``adjust_trade_position``): once the best price has reached the level, close
-  that fraction of the filled amount, provided the trade is in profit at that moment (a
-  take-profit is never taken at a loss). Freqtrade calls this at the candle open in
+  that fraction of the filled amount, provided a fill at the exit side of the book (the
+  candle open in backtests) gains after the entry and exit fees (a take-profit is never taken
+  at a loss). Freqtrade calls this at the candle open in
   backtests, so a level touched during a candle fills at the next open (or at this open if it
   gapped through).
 * **TP3** (``custom_roi``): the ROI that corresponds to the TP3 price; backtests fill it at the
@@ -43,14 +44,20 @@ How a trade is managed
 * Stops fill at the stop price, or at the open when the whole candle is beyond the stop.
 * **Reward** (``order_filled`` of the closing fill, whatever closed it: TP3, stop, stop on
   exchange, liquidation, forced exit, the end of a backtest): R = the trade's net profit in
-  stake currency (partials and fees included) / (filled entry amount x 1R), settled exactly once
-  through the store's ledger. ``metastrategy.reward_unit`` can make the learner optimise R per
+  stake currency (Freqtrade's own ``profit_abs``: partials, fees and funding included) /
+  (filled entry amount x 1R), settled exactly once through the store's ledger. The closing
+  fill is recognised by what the run mode guarantees (live: Freqtrade has closed the trade;
+  backtest: the fill is the whole remaining amount), never by comparing a partial's amount
+  with what remains. ``metastrategy.reward_unit`` can make the learner optimise R per
   unit of stop distance (``r_risk``) or the percent return (``ret_pct``) instead.
   ``confirm_trade_exit`` is not overridden: it runs before the exit order exists and is
   skipped for partial exits, exchange stops, liquidations and the end of a backtest, so it
   cannot learn, and overriding it would only cost Freqtrade a trade deepcopy per exit. Live, a
   sweep (:meth:`MetaStrategyBase.settle_unsettled_trades`) settles closed trades whose reward
-  is missing, at start-up and every 15 minutes.
+  is missing, at start-up and every 15 minutes: only trades closed since the store's
+  watermark (its creation, last ``reset`` or ``import --replace``), in close order.
+* **Restarts**: a trade is frozen once, ever; its plan and stage are read back from its custom
+  data (Freqtrade re-handles unfee'd entry fills at every loop, which must not re-freeze it).
 
 Every callback that runs per open-trade candle is O(1): dict lookups and arithmetic, no
 dataframe access, no custom-data reads (Freqtrade's backtest custom data is a linear scan).
@@ -265,6 +272,9 @@ class MetaStrategyBase(IStrategy):
                 f"Invalid metastrategy config: {exc}. Fix the key in your config file."
             ) from exc
         self._states: dict[int, TradeState] = {}
+        # live: closed trades whose reward is settled or never to be (skip their re-handled
+        # fills, which Freqtrade repeats every loop while the exchange reported no fee)
+        self._finished: set[int] = set()
         # per pair: candle open times (epoch s), regime, ATR, regime confidence
         self._signal_arrays: dict[str, tuple[npt.NDArray[Any], ...]] = {}
         # live: the last order book snapshot per pair (time, liquidity)
@@ -390,6 +400,7 @@ class MetaStrategyBase(IStrategy):
             store = self._memory_store()
         self.selector = self._new_selector(store, static=True)
         self._states.clear()
+        self._finished.clear()
         if self._live:
             self.settle_unsettled_trades(since=None)
         if self._runmode == RunMode.BACKTEST and not self._export_registered:
@@ -528,11 +539,21 @@ class MetaStrategyBase(IStrategy):
 
         The closing fill (``order_filled``) settles every trade; this is the fallback for a
         reward it never recorded (e.g. the process died between the fill and the settlement).
-        It uses the trade's final realized profit. ``since=None`` checks every closed trade (at
-        start-up), otherwise those closed after ``since``. Returns how many it settled.
+        Only trades that closed at or after the store's watermark are considered (a ``reset``,
+        a new ``store_url`` or an ``import --replace`` starts a new content: what closed before
+        stays forgotten), and ``since=None`` (start-up) checks all of those, otherwise those
+        closed after ``since``. They are settled in close order (the EMA depends on the order).
+        Returns how many it settled; the start-up sweep always says so in the log.
         """
+        mark = self.selector.store.watermark()
+        start = mark if since is None else max(mark, since)
+        # Freqtrade keeps naive UTC times and filters with ``close_date > since``.
+        query_from = (start - timedelta(microseconds=1)).astimezone(UTC).replace(tzinfo=None)
+        closed = [t for t in Trade.get_trades_proxy(is_open=False, close_date=query_from)
+                  if t.close_date and t.close_date_utc >= start]
+        closed.sort(key=lambda t: (t.close_date_utc, t.id))
         settled = 0
-        for trade in Trade.get_trades_proxy(is_open=False, close_date=since):
+        for trade in closed:
             raw = trade.get_custom_data(CUSTOM_DATA_KEY)
             if not raw or self.selector.store.is_settled(trade_key(trade)):
                 continue
@@ -542,11 +563,11 @@ class MetaStrategyBase(IStrategy):
                 logger.warning("%s trade %s: unreadable frozen data (%s), not settled",
                                trade.pair, trade.id, exc)
                 continue
-            when = trade.close_date_utc if trade.close_date else None
-            if self._settle(trade, state, float(trade.realized_profit or 0.0), when):
+            if self._settle(trade, state, self._closed_profit(trade), trade.close_date_utc):
                 settled += 1
-        if settled:
-            logger.info("[RL] settled %d closed trade(s) whose reward was missing", settled)
+        if since is None or settled:
+            logger.info("[RL] settled %d closed trade(s) whose reward was missing (trades "
+                        "closed since the store's watermark %s)", settled, mark.isoformat())
         return settled
 
     def backtest_qtable_path(self) -> Path:
@@ -776,8 +797,8 @@ class MetaStrategyBase(IStrategy):
         if self._live:
             trade.set_custom_data(CUSTOM_DATA_KEY, state.to_json())
 
-    def _state(self, trade: Trade) -> TradeState | None:
-        """The trade's state: cache, else custom data (after a restart), else the default."""
+    def _load(self, trade: Trade) -> TradeState | None:
+        """The trade's frozen state: the cache, else (live) its custom data, else None."""
         state = self._states.get(trade.id)
         if state is not None:
             return state
@@ -788,11 +809,17 @@ class MetaStrategyBase(IStrategy):
             except (ValueError, KeyError, TypeError, MetaStrategyError) as exc:
                 logger.warning("%s trade %s: unreadable frozen data (%s)", trade.pair, trade.id,
                                exc)
-        if state is None:
-            if not trade.nr_of_successful_entries:
-                return None
+        if state is not None:
+            self._states[trade.id] = state
+        return state
+
+    def _state(self, trade: Trade, *, adopt: bool = True) -> TradeState | None:
+        """The trade's state (:meth:`_load`), else, for a filled trade with ``adopt``, the
+        default profile (:meth:`_adopt`)."""
+        state = self._load(trade)
+        if state is None and adopt and trade.nr_of_successful_entries:
             state = self._adopt(trade)
-        self._states[trade.id] = state
+            self._states[trade.id] = state
         return state
 
     def _adopt(self, trade: Trade) -> TradeState:
@@ -845,9 +872,9 @@ class MetaStrategyBase(IStrategy):
     ) -> tuple[float | None, str | None] | None:
         """TP1 / TP2: partial exits once the best price has reached the level.
 
-        A take-profit is never taken at a loss: if the price is back through the entry when the
-        partial would fill (a backtest fills it at the next candle open), it waits for the next
-        call at which the trade is in profit again.
+        A take-profit is never taken at a loss: if the price the partial fills at (the exit
+        side of the book live, the candle open in a backtest) does not pay the entry and exit
+        fees, it waits for the next call at which it does.
         """
         if trade.has_open_orders:
             return None
@@ -855,14 +882,20 @@ class MetaStrategyBase(IStrategy):
         if state is None or state.stage >= 2:
             return None
         plan = state.plan
-        if not plan.reached(current_rate, plan.entry_price) or current_rate == plan.entry_price:
+        # The partial fills at the exit side of the book (live, ``current_rate`` is the entry
+        # side); backtests pass the candle open for both.
+        rate = current_exit_rate
+        if not plan.pays(rate, float(trade.fee_open or 0.0), float(trade.fee_close or 0.0)):
             return None
         seen = (trade.min_rate if plan.is_short else trade.max_rate) or trade.open_rate
-        best = min(seen, current_rate) if plan.is_short else max(seen, current_rate)
+        best = min(seen, rate) if plan.is_short else max(seen, rate)
         new_stage, fraction = plan.partials_due(state.stage, best)
         if new_stage == state.stage:
             return None
-        stake = fraction * state.amount * trade.stake_amount / trade.amount
+        # Never more than what remains (e.g. after a partial forceexit by hand): Freqtrade
+        # skips an exit larger than the position; all of it is a full exit.
+        amount = min(fraction * state.amount, float(trade.amount))
+        stake = amount * trade.stake_amount / trade.amount
         tag = "+".join(f"tp{i}" for i in range(state.stage + 1, new_stage + 1))
         return -stake, tag
 
@@ -885,27 +918,75 @@ class MetaStrategyBase(IStrategy):
         self, pair: str, trade: Trade, order: Order, current_time: datetime, **kwargs: Any
     ) -> None:
         if order.ft_order_side == trade.entry_side:
-            if trade.nr_of_successful_entries == 1 and trade.id not in self._states:
+            # A trade is frozen once, ever. Live, Freqtrade re-runs the fill handling of an
+            # entry whose fee was never assigned at every loop: after a restart the cache is
+            # empty, and only the persisted plan says the trade was frozen already.
+            if trade.nr_of_successful_entries == 1 and self._load(trade) is None:
                 self._freeze(pair, trade, current_time)
             return
-        state = self._state(trade)
-        if state is None:
+        if not order.safe_filled:  # an exit order cancelled before anything filled
             return
-        final = not trade.is_open or math.isclose(order.safe_amount_after_fee, trade.amount)
-        if not final:
+        if self._live and not trade.is_open and (
+            trade.id in self._finished
+            or self.selector.store.is_settled(trade_key(trade))
+            or not self._closed_in_store(trade)
+        ):
+            # Freqtrade re-handles the closing fill of a closed trade whose fee was never
+            # assigned at every loop: settled already, or closed before this store's content
+            # (both permanent: the watermark only moves forward).
+            self._finished.add(trade.id)
+            return
+        state = self._state(trade, adopt=trade.is_open)
+        if state is None:
+            if not trade.is_open:
+                self._finished.add(trade.id)  # closed, never ours: nothing to settle, ever
+            return
+        if not self._closes_trade(trade, order):
             tag = order.ft_order_tag or ""
             stages = [int(t[2:]) for t in tag.split("+") if t[:2] == "tp" and t[2:].isdigit()]
             if stages:
                 state.stage = max(state.stage, max(stages))
                 self._persist(trade, state)
             return
-        if trade.is_open:  # backtest: this runs before the trade is closed
-            pnl = trade.realized_profit + trade.calculate_profit(
-                order.safe_price, order.safe_amount_after_fee, trade.open_rate
-            ).profit_abs
-        else:
-            pnl = trade.realized_profit
-        self._settle(trade, state, pnl, current_time)
+        self._settle(trade, state, self._closed_profit(trade), current_time)
+        if self._live:
+            self._finished.add(trade.id)
+
+    def _closes_trade(self, trade: Trade, order: Order) -> bool:
+        """Whether the exit fill ``order`` is the trade's last, from what the run mode
+        guarantees when ``order_filled`` runs. Live and dry-run, Freqtrade has recalculated the
+        trade from its orders: a closing fill has closed it (after a 50% partial, the partial
+        and the remaining amount are equal, so amounts cannot tell). Backtests call it before
+        the trade is recalculated or closed: the fill closes the trade when it is the whole
+        amount, the test Freqtrade's backtest itself makes right after."""
+        if self._live:
+            return not trade.is_open
+        return not trade.is_open or order.safe_amount_after_fee == trade.amount
+
+    def _closed_profit(self, trade: Trade) -> float:
+        """The whole trade's net profit (fees and funding of every segment, partials
+        included), as Freqtrade reports it (``profit_abs``).
+
+        Backtests call ``order_filled`` before closing the trade, so the recalculation
+        Freqtrade's ``close`` makes next is made here, on the copy of the trade Freqtrade hands
+        to the callback (the same arithmetic on the same orders). Freqtrade's recalculation
+        sets ``realized_profit`` to the sum over every exit whenever the profit ratio is not
+        zero, while ``close_profit_abs`` can be left holding the last exit only (a leftover
+        amount after a wallet correction, or a closed trade re-handled by the fee updater);
+        the total is in ``close_profit_abs`` only when the ratio is exactly zero.
+        """
+        if trade.is_open and not self._live:
+            trade.recalc_trade_from_orders(is_closing=True)
+        if trade.close_profit:
+            return float(trade.realized_profit or 0.0)
+        return float(trade.close_profit_abs or 0.0)
+
+    def _closed_in_store(self, trade: Trade) -> bool:
+        """Live: whether the closed trade closed while the store's content existed (at or
+        after its watermark: a ``reset``, a new store or an ``import --replace`` forgets what
+        closed before)."""
+        closed = trade.close_date_utc if trade.close_date else None
+        return closed is not None and closed >= self.selector.store.watermark()
 
     def _reward(self, state: TradeState, pnl: float) -> float:
         """The trade's reward in the configured unit (``metastrategy.reward_unit``)."""

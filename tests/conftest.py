@@ -31,6 +31,8 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,3 +352,29 @@ def freqtrade_runner(
 @pytest.fixture
 def run_freqtrade(offline_env: dict[str, str]) -> Callable[..., FreqtradeRun]:
     return freqtrade_runner(offline_env)
+
+
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """GET ``url`` (or POST ``body`` as JSON) bypassing any proxy: (status, decoded JSON),
+    also for HTTP errors (the loopback exchange answers errors in Binance's JSON shape)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with _NO_PROXY_OPENER.open(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+class FakeClock:
+    """A clock (epoch seconds) that tests move by hand: ``clock.now = ...``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.now = seconds
+
+    def __call__(self) -> float:
+        return self.now

@@ -53,11 +53,13 @@ def test_show_prints_the_q_table(filled: tuple[str, Path]) -> None:
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0] == f"Q-table: {db}"
-    assert lines[1].split() == ["symbol", "regime", "strategy", "count", "EMA", "R", "win",
-                                "rate", "total", "R"]
     with SqlStore(url) as store:
         entries = store.entries()
-    rows = lines[3:3 + len(entries)]
+        since = store.watermark()
+    assert lines[1] == f"settles trades closed since {since:%Y-%m-%d %H:%M:%S} UTC"
+    assert lines[2].split() == ["symbol", "regime", "strategy", "count", "EMA", "R", "win",
+                                "rate", "total", "R"]
+    rows = lines[4:4 + len(entries)]
     for e, row in zip(entries, rows, strict=True):
         cols = row.split()
         assert cols[:4] == [e.symbol, e.regime, e.strategy, str(e.count)]
@@ -121,13 +123,17 @@ def test_import_never_overwrites_silently(tmp_path: Path, filled: tuple[str, Pat
     assert res.returncode == 2 and "--yes" in res.stderr
     with SqlStore(url) as store:
         assert sum(e.count for e in store.entries()) == 40  # unchanged
+    with SqlStore(url) as store:
+        before_import = store.watermark()
     res = run("import", "--store", url, str(doc), "--replace", "--yes")
     assert res.returncode == 0, res.stderr
+    assert "settles trades closed since" in res.stdout
     backups = list(db.parent.glob("metastrategy.backup-*.json"))
     assert len(backups) == 1
     assert json.loads(backups[0].read_text()) == json.loads((tmp_path / "before.json").read_text())
     with SqlStore(url) as store:
         assert sum(e.count for e in store.entries()) == 5
+        assert store.watermark() > before_import  # the import is a new content start
 
 
 def test_reset_asks_and_backs_up(filled: tuple[str, Path]) -> None:
@@ -136,10 +142,15 @@ def test_reset_asks_and_backs_up(filled: tuple[str, Path]) -> None:
     assert res.returncode == 2 and "--yes" in res.stderr
     with SqlStore(url) as store:
         assert not store.is_empty()
+        created = store.watermark()
+    before = datetime.now(UTC)
     res = run("reset", "--store", url, "--yes")
     assert res.returncode == 0, res.stderr
     with SqlStore(url) as store:
         assert store.is_empty()
+        # the strategy settles only trades closed from now on: the reset is not undone
+        assert created < before <= store.watermark() <= datetime.now(UTC)
+        assert f"settles trades closed since {store.watermark():%Y-%m-%d %H:%M:%S}" in res.stdout
     [backup] = db.parent.glob("metastrategy.backup-*.json")
     assert len(json.loads(backup.read_text())["ledger"]) == 40
 
@@ -159,3 +170,34 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
 def test_exchange_subcommand_is_wired() -> None:
     res = run("exchange", "--help")
     assert res.returncode == 0 and "--datadir" in res.stdout
+
+
+def test_ope_leaves_out_ledger_rows_without_probability(tmp_path: Path,
+                                                        filled: tuple[str, Path]) -> None:
+    """Trades adopted without decision data are settled without a probability: ``ope`` leaves
+    them out, says how many, and refuses a ledger that has nothing else."""
+    url, _ = filled
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    with SqlStore(url) as store:
+        for i in range(3):
+            store.apply_reward("BTC/USDT", "trend_up", "scalp", 1.0, alpha=0.2,
+                               trade_id=f"adopted-{i}", at=t0 + timedelta(hours=i))
+        assert sum(r.probability is None for r in store.ledger()) == 3
+    res = run("ope", "--store", url, "--target", "uniform", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["skipped_no_probability"] == 3 and doc["n"] == 40
+    res = run("ope", "--store", url, "--target", "uniform")
+    assert res.returncode == 0, res.stderr
+    assert "left out 3 ledger row(s) without a logging probability" in res.stdout
+    assert "40 logged trades" in res.stdout
+    bare = f"sqlite:///{tmp_path / 'bare.sqlite'}"
+    with SqlStore(bare) as store:
+        store.apply_reward("BTC/USDT", "trend_up", "scalp", 1.0, alpha=0.2, trade_id=1)
+    res = run("ope", "--store", bare, "--target", "uniform")
+    assert res.returncode == 2
+    assert "no ledger row has a logging probability (1 left out" in res.stderr
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    SqlStore(empty).close()
+    res = run("ope", "--store", empty, "--target", "uniform")
+    assert res.returncode == 2 and "the ledger is empty" in res.stderr

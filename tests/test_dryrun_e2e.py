@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, make_offline_env
+from conftest import REPO_ROOT, TEST_STRATEGY_PATH, make_offline_env
 from helpers.dryrun import DryRunBot, LoopbackProcess, realized_r
 
+from freqtrade_metastrategy.profiles import BUILTIN_PROFILES
 from freqtrade_metastrategy.regime import REGIMES, MarketRegime
 from freqtrade_metastrategy.store import SqlStore
 
@@ -65,12 +66,27 @@ def ledger(bot: DryRunBot) -> list[Any]:
 
 
 def price_at(plan: dict[str, Any], r: float) -> float:
-    return float(plan["entry_price"]) + r * float(plan["r_unit"])
+    """The price ``r`` R from the entry in the trade's favour (below it for shorts)."""
+    sign = -1.0 if plan["side"] == "short" else 1.0
+    return float(plan["entry_price"]) + sign * r * float(plan["r_unit"])
 
 
-def sells(trade: dict[str, Any]) -> list[dict[str, Any]]:
+def exits(trade: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trade's filled exit orders (sells of a long, buys of a short)."""
+    side = "buy" if trade.get("is_short") else "sell"
     return [o for o in trade["orders"]
-            if o["ft_order_side"] == "sell" and o["status"] == "closed" and o.get("filled")]
+            if o["ft_order_side"] == side and o["status"] == "closed" and o.get("filled")]
+
+
+sells = exits
+
+
+def at_least(plan: dict[str, Any], stop: float, level: float) -> bool:
+    """Whether ``stop`` is at ``level`` or better for the trade (above for longs, below for
+    shorts), within the 1e-4 the exchange's rounding allows."""
+    if plan["side"] == "short":
+        return stop <= level * (1 + 1e-4)
+    return stop >= level * (1 - 1e-4)
 
 
 def rows_if(bot: DryRunBot, n: int) -> list[Any] | None:
@@ -85,61 +101,130 @@ def trade_if(
     return trade if condition(trade) else None
 
 
+ALL_REGIMES_OK = {"suitable_for_trending": True, "suitable_for_ranging": True,
+                  "suitable_for_high_vol": True, "suitable_for_low_vol": True}
+#: A user profile from config (its own levels, fractions, breakeven offset and trail).
+USER_PROFILE: dict[str, Any] = {
+    "r_sl": 1.2, "r_tp1": 1.5, "r_tp2": 2.5, "r_tp3": 4.0, "partial_close_tp1": 0.4,
+    "partial_close_tp2": 0.4, "partial_close_tp3": 0.2, "breakeven_offset_r": 0.1,
+    "trail_distance_r": 0.7,
+}
+LADDER_PROFILES = [*sorted(BUILTIN_PROFILES), "my_ladder"]
+
+
+def pinned(profile: str) -> dict[str, Any]:
+    """A config whose learner deterministically chooses ``profile`` in every liquid regime:
+    epsilon 0, an empty table (so the per-regime heuristic decides), ``profile`` suitable
+    everywhere and named by the heuristic for every regime."""
+    spec = {**(USER_PROFILE if profile == "my_ladder" else {}), **ALL_REGIMES_OK}
+    return {
+        "epsilon": 0.0,
+        "profiles": {profile: spec},
+        "heuristic": {r.value: profile for r in REGIMES if r != MarketRegime.ILLIQUID},
+    }
+
+
+#: (pair, side, futures): a spot long, and an isolated USDT-M futures short.
+SIDES = {"long": ("BTC/USDT", False), "short": ("BTC/USDT:USDT", True)}
+
+
+def ladder_bot(workdir: Path, exchange: LoopbackProcess, side: str,
+               metastrategy: dict[str, Any]) -> DryRunBot:
+    pair, futures = SIDES[side]
+    if futures:
+        return DryRunBot(workdir, exchange, pairs=[pair], metastrategy=metastrategy,
+                         futures=True, strategy="MetaFuturesStrategy",
+                         strategy_path=TEST_STRATEGY_PATH)
+    return DryRunBot(workdir, exchange, pairs=[pair], metastrategy=metastrategy)
+
+
+def enter(bot: DryRunBot, pair: str, side: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Force an entry; wait for its fill and the plan frozen on it: (trade, plan)."""
+    opened = bot.force_enter(pair, side)
+    tid = int(opened["trade_id"])
+    plan = bot.wait_for(lambda: bot.frozen(tid), 20, f"{pair} frozen plan")
+    return opened, plan
+
+
+@pytest.mark.parametrize("side", list(SIDES))
+@pytest.mark.parametrize("profile", LADDER_PROFILES)
 def test_tp_ladder_partials_breakeven_trailing_then_tp3_settles_once(
-    tmp_path: Path, exchange: LoopbackProcess, bots: list[DryRunBot]
+    tmp_path: Path, exchange: LoopbackProcess, bots: list[DryRunBot], profile: str, side: str
 ) -> None:
-    bot = DryRunBot(tmp_path / "bot", exchange, pairs=["BTC/USDT"], metastrategy=RIDER)
+    """The whole ladder live, for every built-in profile and a user profile, a spot long and a
+    futures short: TP1 closes its fraction (tag tp1) and moves the stop to breakeven, TP2
+    closes its fraction (tag tp2) and starts the trail, TP3 closes the rest (roi); one reward,
+    the whole trade's R, signed for the side."""
+    pair = SIDES[side][0]
+    bot = ladder_bot(tmp_path / "bot", exchange, side, pinned(profile))
     bots.append(bot)
     bot.start()
-    opened, plan = bot.force_entry("BTC/USDT")
+    opened, plan = enter(bot, pair, side)
     tid = int(opened["trade_id"])
-    assert plan["profile"]["strategy_id"] == "trend_rider", plan
+    p = plan["profile"]
+    assert p["strategy_id"] == profile, plan
+    assert plan["side"] == side and opened["is_short"] is (side == "short")
+    if profile == "my_ladder":
+        assert {k: p[k] for k in USER_PROFILE} == USER_PROFILE
     assert plan["amount"] == pytest.approx(opened["amount"])
     entry, one_r = float(plan["entry_price"]), float(plan["r_unit"])
     assert entry == pytest.approx(opened["open_rate"]) and one_r > 0
-    assert bot.trade(tid)["stop_loss_abs"] == pytest.approx(entry - 2 * one_r, rel=1e-4)
+    assert bot.trade(tid)["stop_loss_abs"] == pytest.approx(price_at(plan, -p["r_sl"]), rel=1e-4)
+    x1 = p["r_tp1"] + min(0.5, (p["r_tp2"] - p["r_tp1"]) / 2)
+    x2 = p["r_tp2"] + min(0.5, (p["r_tp3"] - p["r_tp2"]) / 2)
+    x3 = p["r_tp3"] + 0.5
+    f1, f2 = p["partial_close_tp1"], p["partial_close_tp2"]
 
-    # TP1 (5 R): 30% closes, the stop moves to breakeven
-    exchange.set_price("BTC/USDT", price_at(plan, 5.5))
-    after_tp1 = bot.wait_for(
-        lambda: trade_if(bot, tid, lambda t: len(sells(t)) == 1
-                         and t["stop_loss_abs"] >= entry * (1 - 1e-6)),
+    # TP1: its fraction closes, the stop moves to breakeven (+ offset); the trade stays open
+    exchange.set_price(pair, price_at(plan, x1))
+    breakeven = price_at(plan, p["breakeven_offset_r"])
+    bot.wait_for(
+        lambda: trade_if(bot, tid, lambda t: len(exits(t)) >= 1
+                         and at_least(plan, t["stop_loss_abs"], breakeven)),
         20, "the TP1 partial and the breakeven stop",
     )
-    assert sells(after_tp1)[0]["ft_order_tag"] == "tp1"
-    assert sells(after_tp1)[0]["filled"] == pytest.approx(0.3 * plan["amount"], rel=1e-3)
+    bot.wait_loops(2)  # a second tp1 would show here (the live ladder once sold the rest)
+    after_tp1 = bot.trade(tid)
+    assert [o["ft_order_tag"] for o in exits(after_tp1)] == ["tp1"], bot.diagnostics()
+    assert exits(after_tp1)[0]["filled"] == pytest.approx(f1 * plan["amount"], rel=1e-3)
     assert after_tp1["is_open"]
+    assert after_tp1["stop_loss_abs"] == pytest.approx(breakeven, rel=1e-4)
+    assert ledger(bot) == []  # a partial teaches nothing: the reward is the whole trade's
 
-    # TP2 (8 R): another 30%, the stop trails 1.5 R behind the best price
-    exchange.set_price("BTC/USDT", price_at(plan, 8.5))
+    # TP2: its fraction closes, the stop trails trail_distance_r behind the best price
+    exchange.set_price(pair, price_at(plan, x2))
+    trail = price_at(plan, x2 - p["trail_distance_r"])
     after_tp2 = bot.wait_for(
-        lambda: trade_if(bot, tid, lambda t: len(sells(t)) == 2
-                         and t["stop_loss_abs"] >= price_at(plan, 8.5 - 1.5) * (1 - 1e-4)),
+        lambda: trade_if(bot, tid, lambda t: len(exits(t)) == 2
+                         and at_least(plan, t["stop_loss_abs"], trail)),
         20, "the TP2 partial and the trailing stop",
     )
-    assert sells(after_tp2)[1]["ft_order_tag"] == "tp2"
+    assert exits(after_tp2)[1]["ft_order_tag"] == "tp2"
+    assert exits(after_tp2)[1]["filled"] == pytest.approx(f2 * plan["amount"], rel=1e-3)
     assert after_tp2["is_open"]
-    assert ledger(bot) == []  # partial exits teach nothing: the reward is the whole trade's
+    assert after_tp2["stop_loss_abs"] == pytest.approx(trail, rel=1e-4)
+    assert ledger(bot) == []
 
-    # TP3 (12 R): the rest closes
-    exchange.set_price("BTC/USDT", price_at(plan, 12.5))
+    # TP3: the rest closes
+    exchange.set_price(pair, price_at(plan, x3))
     closed = bot.wait_for(lambda: bot.closed_trade(tid), 20, "the TP3 exit")
     assert closed["exit_reason"] == "roi"
-    assert len(sells(closed)) == 3
+    assert len(exits(closed)) == 3
 
     rows = bot.wait_for(lambda: ledger(bot), 10, "the reward in the store")
     assert len(rows) == 1
     row = rows[0]
-    assert row.trade_id.startswith("BTC/USDT|") and row.trade_id.endswith(f"|{tid}")
-    assert (row.symbol, row.regime, row.strategy) == ("BTC/USDT", plan["regime"], "trend_rider")
+    assert row.trade_id.startswith(f"{pair}|") and row.trade_id.endswith(f"|{tid}")
+    assert (row.symbol, row.regime, row.strategy) == (pair, plan["regime"], profile)
     assert row.probability == pytest.approx(1.0)
     # the settled R is the whole trade's, fees and partials included, recomputed from the fills
     assert row.reward == pytest.approx(realized_r(closed, plan), rel=1e-6, abs=1e-9)
     assert row.reward == pytest.approx(
         closed["profit_abs"] / (plan["amount"] * one_r), rel=1e-6, abs=1e-9
     )
-    # ... and close to the plan: 30% at 5.5 R, 30% at 8.5 R, 40% at 12.5 R, minus ~0.2% fees
-    gross = 0.3 * 5.5 + 0.3 * 8.5 + 0.4 * 12.5
+    # ... and close to the plan: each fraction at its price, minus ~0.2% fees; a winning
+    # short is as positive as a winning long
+    gross = f1 * x1 + f2 * x2 + (1 - f1 - f2) * x3
     fees = (closed["fee_open"] + closed["fee_close"]) * entry / one_r
     assert row.reward == pytest.approx(gross - fees, abs=0.05 + 0.2 * fees)
 
@@ -151,44 +236,109 @@ def test_tp_ladder_partials_breakeven_trailing_then_tp3_settles_once(
     assert len(ledger(bot)) == 1
 
 
-def test_sigkill_then_price_through_stop_closes_on_frozen_stop_once(
+@pytest.mark.parametrize("profile", ["moderate", "trend_rider"])
+def test_live_restart_without_exchange_fees_keeps_the_plan_mid_ladder(
+    tmp_path: Path, bots: list[DryRunBot], profile: str
+) -> None:
+    """Live trading (not dry-run) on an exchange that reports no fee: Freqtrade re-handles the
+    entry fill at every loop, also right after a restart, before any candle is analysed. The
+    bot is killed after TP1; the restarted bot (whose config now pins another profile) keeps
+    the trade's plan, stage and breakeven stop, runs TP2 and TP3, and settles one reward.
+    ``moderate`` closes 50% at TP1 (the remaining half equals the partial), ``trend_rider`` 30%.
+    """
+    exchange = LoopbackProcess(tmp_path / "exchange", args=["--no-fees"])
+    try:
+        bot = DryRunBot(tmp_path / "bot", exchange, pairs=["ETH/USDT"],
+                        metastrategy=pinned(profile), live_trading=True)
+        bots.append(bot)
+        bot.start()
+        opened, plan = enter(bot, "ETH/USDT", "long")
+        tid = int(opened["trade_id"])
+        p = plan["profile"]
+        assert p["strategy_id"] == profile
+        bot.wait_for(lambda: "Updating buy-fee on trade" in bot.log_since_start(), 20,
+                     "Freqtrade re-handling the entry whose fee was not reported")
+
+        exchange.set_price("ETH/USDT", price_at(plan, p["r_tp1"] + 0.3))
+        bot.wait_for(
+            lambda: trade_if(bot, tid, lambda t: len(exits(t)) == 1
+                             and at_least(plan, t["stop_loss_abs"], float(plan["entry_price"]))),
+            20, "the TP1 partial and the breakeven stop",
+        )
+        frozen = bot.frozen(tid)
+        assert frozen is not None and frozen["stage"] == 1
+
+        # crash; the restarted bot's config would choose another profile for a new trade
+        bot.kill()
+        config = json.loads(bot.config.base.read_text())
+        config["metastrategy"].update(pinned("defensive"))
+        bot.config.base.write_text(json.dumps(config))
+        bot.start()
+        bot.wait_for(lambda: "Updating buy-fee on trade" in bot.log_since_start(), 20,
+                     "the entry re-handled after the restart")
+        bot.wait_loops(2)
+        assert bot.frozen(tid) == frozen, bot.diagnostics()  # frozen once, ever
+        still = bot.trade(tid)
+        assert still["is_open"] and len(exits(still)) == 1
+        assert still["stop_loss_abs"] == pytest.approx(float(plan["entry_price"]), rel=1e-4)
+
+        # the ladder goes on with the frozen plan
+        x2 = p["r_tp2"] + 0.3
+        exchange.set_price("ETH/USDT", price_at(plan, x2))
+        bot.wait_for(
+            lambda: trade_if(bot, tid, lambda t: len(exits(t)) == 2
+                             and at_least(plan, t["stop_loss_abs"],
+                                          price_at(plan, x2 - p["trail_distance_r"]))),
+            20, "the TP2 partial and the trailing stop",
+        )
+        exchange.set_price("ETH/USDT", price_at(plan, p["r_tp3"] + 0.5))
+        closed = bot.wait_for(lambda: bot.closed_trade(tid), 20, "the TP3 exit")
+        assert [o["ft_order_tag"] for o in exits(closed)] == ["tp1", "tp2", "roi"]
+        rows = bot.wait_for(lambda: ledger(bot), 10, "the reward in the store")
+        assert len(rows) == 1
+        assert (rows[0].strategy, rows[0].regime) == (profile, plan["regime"])
+        assert rows[0].reward == pytest.approx(realized_r(closed, plan), rel=1e-6, abs=1e-9)
+        bot.wait_loops(3)  # the closing fill is re-handled every loop too: no second reward
+        assert len(ledger(bot)) == 1
+        assert "already settled" not in bot.log_since_start()
+    finally:
+        for b in bots:
+            b.stop()
+        exchange.stop()
+
+
+def test_reset_then_restart_with_old_closed_trades_brings_nothing_back(
     tmp_path: Path, exchange: LoopbackProcess, bots: list[DryRunBot]
 ) -> None:
-    bot = DryRunBot(tmp_path / "bot", exchange, pairs=["ETH/USDT"],
-                    metastrategy={**RIDER, "default_strategy": "scalp"})
+    """``freqtrade-metastrategy reset`` forgets what the bot learned; the next start finds the
+    old closed trades in Freqtrade's database and must not settle them again."""
+    bot = DryRunBot(tmp_path / "bot", exchange, pairs=["BTC/USDT", "ETH/USDT"],
+                    metastrategy=RIDER)
     bots.append(bot)
     bot.start()
-    opened, plan = bot.force_entry("ETH/USDT")
-    tid = int(opened["trade_id"])
-    assert plan["profile"]["strategy_id"] == "trend_rider"
-    bot.wait_for(lambda: bot.trade(tid)["stop_loss_abs"] > 0, 10, "the initial stop")
+    for pair in ("BTC/USDT", "ETH/USDT"):
+        opened, _ = bot.force_entry(pair)
+        tid = int(opened["trade_id"])
+        bot.client.forceexit(tid)
+        bot.wait_for(lambda tid=tid: bot.closed_trade(tid), 20, f"{pair} forced exit")
+    bot.wait_for(lambda: rows_if(bot, 2), 15, "two rewards")
+    assert bot.stop() in (0, 130)
 
-    # crash; the price falls 1.5 R: below what the default profile (scalp, 0.8 R) would
-    # tolerate, above the frozen trend_rider stop (2 R)
-    bot.kill()
-    exchange.set_price("ETH/USDT", price_at(plan, -1.5))
+    reset = subprocess.run(
+        [sys.executable, "-m", "freqtrade_metastrategy.cli", "reset", "-c",
+         str(bot.config.base), "--yes"],
+        cwd=REPO_ROOT, env=make_offline_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert ledger(bot) == []
+
     bot.start()
     bot.wait_loops(3)
-    still = bot.trade(tid)
-    assert still["is_open"], f"closed on a stop that was not frozen:\n{bot.diagnostics()}"
-    assert still["stop_loss_abs"] == pytest.approx(price_at(plan, -2.0), rel=1e-4)
-    assert "has no frozen metastrategy data" not in bot.log.read_text()
-
-    # crash again; the price moves through the frozen stop while the bot is down
-    bot.kill()
-    exchange.set_price("ETH/USDT", price_at(plan, -2.3))
-    bot.start()
-    closed = bot.wait_for(lambda: bot.closed_trade(tid), 20, "the stop-loss exit after restart")
-    assert closed["exit_reason"] in ("stop_loss", "trailing_stop_loss"), closed
-    assert closed["close_rate"] == pytest.approx(price_at(plan, -2.3), rel=1e-3)
-
-    rows = bot.wait_for(lambda: ledger(bot), 10, "the reward in the store")
-    assert len(rows) == 1
-    assert (rows[0].regime, rows[0].strategy) == (plan["regime"], "trend_rider")
-    assert rows[0].reward == pytest.approx(realized_r(closed, plan), rel=1e-6, abs=1e-9)
-    assert rows[0].reward < -2.3  # the whole fall, plus fees
-    bot.wait_loops(2)
-    assert len(ledger(bot)) == 1
+    assert ledger(bot) == [], bot.diagnostics()
+    start_log = bot.log.read_text().split(f"===== start {bot.starts} =====")[-1]
+    assert "[RL] settled 0 closed trade(s) whose reward was missing" in start_log
+    # the trades are still in Freqtrade's database: the store chose to forget them
+    assert len(bot.client.trades()["trades"]) == 2
 
 
 def test_two_pairs_stopped_in_one_loop_and_a_forced_exit_settle_once_each(

@@ -27,6 +27,8 @@ from conftest import (
     PAIRS,
     REPO_ROOT,
     TEST_STRATEGY_PATH,
+    FakeClock,
+    call,
     free_port,
     freqtrade_command,
     make_offline_env,
@@ -42,27 +44,6 @@ from freqtrade_metastrategy.loopback.cli import run as loopback_run
 from freqtrade_metastrategy.loopback.markets import BookShape, market_rules, order_book
 
 HOUR_MS = 3_600_000
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    """GET (or POST ``body`` as JSON) bypassing any proxy; (status, decoded JSON)."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
-    req.add_header("Content-Type", "application/json")
-    try:
-        with _OPENER.open(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-class FakeClock:
-    def __init__(self, seconds: float) -> None:
-        self.now = seconds
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -483,6 +464,7 @@ def test_cli_live_serves_wall_clock_until_sigint() -> None:
 # -- freqtrade trade --dry-run against the live loopback -----------------------------------------
 
 RUN_SECONDS = 20.0
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 API_AUTH = ("loopback", "loopback-test")
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from freqtrade_metastrategy.evaluation.ope import (
     OPEError,
+    drop_missing_probability,
     log_from_ledger,
     log_from_replay,
     mapping_target,
@@ -206,6 +207,35 @@ def test_ledger_log_round_trip() -> None:
     bare.apply_reward("BTC/USDT", "range_low_vol", "scalp", 1.0, alpha=0.2, trade_id=1)
     with pytest.raises(OPEError, match="row 0: logging probability"):
         off_policy_evaluate(log_from_ledger(bare.ledger()), static_target("scalp"))
+
+
+def test_ledger_rows_without_probability_are_left_out() -> None:
+    """Adopted trades (no frozen decision data) are settled without a probability."""
+    logged, mixed = MemoryStore(), MemoryStore()
+    t0 = pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime()
+    log = bandit_log(40, 5)
+    columns = [log[c] for c in ("pair", "regime", "action", "reward", "probability")]
+    for i, (pair, regime, action, reward, prob) in enumerate(zip(*columns, strict=True)):
+        at = t0 + pd.Timedelta(hours=i)
+        args = (str(pair), str(regime), str(action), float(reward))
+        for store in (logged, mixed):
+            store.apply_reward(*args, alpha=0.2, trade_id=i, at=at, probability=float(prob))
+        if i % 4 == 0:
+            mixed.apply_reward(*args, alpha=0.2, trade_id=f"adopted-{i}", at=at)
+    kept, skipped = drop_missing_probability(log_from_ledger(mixed.ledger()))
+    assert skipped == 10 and len(kept) == 40 and list(kept.index) == list(range(40))
+    target = mapping_target(TARGET)
+    got = off_policy_evaluate(kept, target, cluster="week")
+    want = off_policy_evaluate(log_from_ledger(logged.ledger()), target, cluster="week")
+    assert got == want
+    # nothing but adopted trades: nothing left to evaluate
+    bare = MemoryStore()
+    bare.apply_reward("BTC/USDT", "range_low_vol", "scalp", 1.0, alpha=0.2, trade_id=1)
+    kept, skipped = drop_missing_probability(log_from_ledger(bare.ledger()))
+    assert kept.empty and skipped == 1
+    # only missing values are left out; impossible ones are still refused
+    zero = log.assign(probability=[0.0] + [1 / 3] * 39)
+    assert drop_missing_probability(zero)[1] == 0
 
 
 def test_ope_on_a_replayed_log_matches_full_information() -> None:

@@ -344,6 +344,74 @@ def test_context_manager_and_iter_regime(store: QStore) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# The settlement watermark, on every store kind
+# ---------------------------------------------------------------------------------------------
+T1 = datetime(2030, 1, 1, 12, 0, 0, 250000, tzinfo=ZoneInfo("Asia/Tokyo"))
+T2 = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+T3 = datetime(2032, 2, 29, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-3)))
+
+
+def assert_utc(at: datetime) -> None:
+    assert at.tzinfo is not None and at.utcoffset() == timedelta(0)
+
+
+def test_watermark_is_set_when_the_store_is_created(new_store: Callable[[], QStore]) -> None:
+    before = datetime.now(UTC)
+    store = new_store()
+    after = datetime.now(UTC)
+    assert before <= store.watermark() <= after
+    assert_utc(store.watermark())
+
+
+def test_watermark_moves_only_when_the_content_is_replaced(store: QStore,
+                                                           tmp_path: Path) -> None:
+    start = store.watermark()
+    # apply_reward never moves it, whatever the settlement time (earlier, later, duplicate)
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1, at=start - timedelta(days=30))
+    store.apply_reward(*CELL, 2.0, alpha=ALPHA, trade_id=2, at=start + timedelta(days=1))
+    assert store.apply_reward(*CELL, 3.0, alpha=ALPHA, trade_id=1) is None
+    assert store.watermark() == start
+    # refused replacements leave it where it was
+    doc = awkward_document()
+    with pytest.raises(StoreError, match="already holds learned data"):
+        store.import_dict(doc, now=T1)
+    with pytest.raises(StoreError):
+        store.import_dict({**doc, "version": 2}, replace=True, now=T1)
+    with pytest.raises(MetaStrategyError, match="timezone-aware"):
+        store.reset(now=datetime(2030, 1, 1))
+    assert store.watermark() == start and len(store.ledger()) == 2
+    # import --replace, reset, and an import into the empty store move it (to UTC)
+    store.import_dict(doc, replace=True, now=T1)
+    assert store.watermark() == T1
+    assert_utc(store.watermark())
+    store.reset(now=T2)
+    assert store.watermark() == T2 and store.is_empty()
+    store.import_dict(doc, now=T3)
+    assert store.watermark() == T3
+    path = store.export_json(tmp_path / "doc.json")
+    assert set(json.loads(path.read_text())) == {"format", "version", "entries", "ledger"}
+    store.import_json(path, replace=True, now=T1)
+    assert store.watermark() == T1
+    # by default: the current time
+    before = datetime.now(UTC)
+    store.reset()
+    assert before <= store.watermark() <= datetime.now(UTC)
+    before = datetime.now(UTC)
+    store.import_json(path)
+    assert before <= store.watermark() <= datetime.now(UTC)
+
+
+def test_memory_store_watermark_clock_and_pickle() -> None:
+    import pickle
+
+    store = MemoryStore(now=T1)
+    assert store.watermark() == T1
+    assert pickle.loads(pickle.dumps(store)).watermark() == T1
+    with pytest.raises(MetaStrategyError, match="now"):
+        MemoryStore(now="2030-01-01")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
 # SqlStore specifics
 # ---------------------------------------------------------------------------------------------
 def test_sqlite_settings_and_persistence(tmp_path: Path) -> None:
@@ -365,8 +433,10 @@ def test_sqlite_settings_and_persistence(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert tables == {"metastrategy_meta", "metastrategy_qtable", "metastrategy_ledger"}
-        assert dict(raw.execute("SELECT key, value FROM metastrategy_meta")) == {
-            "app": "freqtrade-metastrategy", "schema_version": "1"}
+        meta = dict(raw.execute("SELECT key, value FROM metastrategy_meta"))
+        watermark = meta.pop("watermark")  # ISO-8601 text in UTC
+        assert meta == {"app": "freqtrade-metastrategy", "schema_version": "1"}
+        assert datetime.fromisoformat(watermark).utcoffset() == timedelta(0)
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -476,6 +546,91 @@ def test_import_of_damaged_document_changes_nothing(store: QStore, damage: str) 
     with pytest.raises(StoreError, match=r"duplicate seq|not a finite|non-finite"):
         store.import_dict(doc, replace=True)
     assert dump(store) == before
+
+
+def _make_legacy(url: str) -> None:
+    """Turn a store into what an earlier version left: no watermark row."""
+    engine = sa.create_engine(_default_pg_driver(sa.make_url(url)))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM metastrategy_meta WHERE key = 'watermark'")
+    finally:
+        engine.dispose()
+
+
+def test_watermark_is_persisted(db_url: str, tmp_path: Path) -> None:
+    with SqlStore(db_url) as store:
+        created = store.watermark()
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    with SqlStore(db_url) as store, SqlStore(db_url) as other:
+        assert store.watermark() == created
+        store.reset(now=T2)
+        assert other.watermark() == T2  # read from the database, never cached
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+        path = store.export_json(tmp_path / "doc.json")
+        other.import_json(path, replace=True, now=T3)
+    with SqlStore(db_url) as store:
+        assert store.watermark() == T3 and store.is_settled(1)
+
+
+def test_legacy_store_watermark_is_its_earliest_settlement(db_url: str) -> None:
+    times = [
+        datetime(2024, 3, 1, 12, 0, tzinfo=ZoneInfo("Europe/Paris")),  # 11:00 UTC
+        datetime(2024, 3, 1, 10, 30, tzinfo=timezone(timedelta(hours=-1))),  # 11:30 UTC
+        None,
+        datetime(2024, 3, 1, 10, 45),  # naive: read as UTC, the earliest (not as text)
+        datetime(2024, 3, 2, tzinfo=UTC),
+    ]
+    with SqlStore(db_url) as store:
+        for i, at in enumerate(times):
+            store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=i, at=at)
+    _make_legacy(db_url)
+    earliest = datetime(2024, 3, 1, 10, 45, tzinfo=UTC)
+    with SqlStore(db_url) as store:
+        assert store.watermark() == earliest
+        assert_utc(store.watermark())
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id="x", at=datetime(2020, 1, 1,
+                                                                              tzinfo=UTC))
+    with SqlStore(db_url, create=False) as store:  # persisted at the first open, kept
+        assert store.watermark() == earliest
+
+
+def test_legacy_store_without_settlement_times_gets_its_first_open(db_url: str) -> None:
+    with SqlStore(db_url) as store:
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)  # no settlement time
+    _make_legacy(db_url)
+    before = datetime.now(UTC)
+    with SqlStore(db_url) as store:
+        first = store.watermark()
+    assert before <= first <= datetime.now(UTC)
+    with SqlStore(db_url) as store:
+        assert store.watermark() == first
+        store.reset(now=T1)  # a legacy empty store, too
+    _make_legacy(db_url)
+    with SqlStore(db_url) as store:
+        assert before < store.watermark() <= datetime.now(UTC)
+
+
+def test_damaged_watermark_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite"
+    url = sqlite_url(path)
+    store = SqlStore(url)
+    for value in ("yesterday", "2024-01-01T00:00:00"):  # not a time; no time zone
+        with sqlite3.connect(path) as raw:
+            raw.execute("UPDATE metastrategy_meta SET value = ? WHERE key = 'watermark'",
+                        (value,))
+        raw.close()
+        with pytest.raises(StoreError, match=f"malformed watermark '{value}'") as info:
+            SqlStore(url)
+        assert str(path) in str(info.value)
+        with pytest.raises(StoreError, match="malformed watermark"):
+            store.watermark()
+    with sqlite3.connect(path) as raw:
+        raw.execute("DELETE FROM metastrategy_meta WHERE key = 'watermark'")
+    raw.close()
+    with pytest.raises(StoreError, match="has no watermark"):
+        store.watermark()  # removed behind an open store's back: not silently re-created
+    store.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,3 +939,33 @@ def test_processes_creating_one_sqlite_store_at_once_all_open_it(tmp_path: Path)
         for p in procs:
             p.join(timeout=60)
         assert [results.get(timeout=5) for _ in procs] == ["wal"] * 4, f"round {i}"
+
+
+def _watermark_at_barrier(url: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        with SqlStore(url) as store:
+            results.put(store.watermark().isoformat())
+    except Exception as exc:  # reported to the parent
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_legacy_store_at_once_agree_on_its_watermark(db_url: str) -> None:
+    """The first open stamps an (empty-ledger) legacy store with its own clock: the stamping
+    is serialized like the table creation, so every process ends up with the same one."""
+    import multiprocessing
+
+    SqlStore(db_url).close()
+    ctx = multiprocessing.get_context("fork")
+    for i in range(15):
+        _make_legacy(db_url)
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_watermark_at_barrier, args=(db_url, barrier, results))
+                 for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=60)
+        got = [results.get(timeout=5) for _ in procs]
+        with SqlStore(db_url) as store:
+            assert got == [store.watermark().isoformat()] * 4, f"round {i}: {got}"

@@ -109,12 +109,15 @@ def test_tp1_partial_then_tp3_roi(tmp_path: Any, side: str) -> None:
     sign = 1 if side == "long" else -1
     s.custom_stoploss("BTC/USDT", trade, T0, 100.0, 0.0, after_fill=True)
     # nothing due before TP1 (entry + 3R = 106 / 94)
-    assert s.adjust_trade_position(trade, T0, 100.0 + sign * 5.9, 0, 5.0, 1e6, 0, 0, 0, 0) is None
+    # (backtests pass the candle open as current, entry and exit rate alike)
+    rate = 100.0 + sign * 5.9
+    assert s.adjust_trade_position(trade, T0, rate, 0, 5.0, 1e6, rate, rate, 0, 0) is None
     if sign > 0:
         trade.max_rate = 106.5
     else:
         trade.min_rate = 93.5
-    stake, tag = s.adjust_trade_position(trade, T0, 100.0 + sign * 6.0, 0, 5.0, 1e6, 0, 0, 0, 0)
+    rate = 100.0 + sign * 6.0
+    stake, tag = s.adjust_trade_position(trade, T0, rate, 0, 5.0, 1e6, rate, rate, 0, 0)
     assert (stake, tag) == (-500.0, "tp1")  # 50% of the filled amount
     # TP3 = entry + 8R: the ROI whose close rate is that price
     roi = s.custom_roi("BTC/USDT", trade, T0, 60, None, side)

@@ -356,3 +356,62 @@ def test_reward_unit_changes_what_the_learner_is_taught(
         else:
             assert reward == pytest.approx(100 * t["profit_abs"] / (amount * t["open_rate"]),
                                            abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def funding_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Backtest]:
+    """One spot and one futures backtest (longs and shorts) of the bundled data, the futures with
+    a large funding rate (0.2% per 8h) so that funding is a visible part of every futures trade."""
+    from conftest import TEST_STRATEGY_PATH, write_offline_futures_config
+
+    from freqtrade_metastrategy.loopback.derive import derive_futures
+
+    root = tmp_path_factory.mktemp("funding")
+    datadir = root / "data"
+    derive_futures(DATADIR, datadir, funding_rate=0.002)
+    runner = module_runner()
+    out: dict[str, Backtest] = {}
+    with LoopbackExchange(DATADIR, port=0) as spot:
+        cfg = meta_config(root / "spot", spot.url)
+        out["spot"] = backtest(runner, cfg, SHORT_RANGE)
+    with LoopbackExchange(datadir, port=0) as fut:
+        qfile = root / "futures" / "qtable.json"
+        cfg = write_offline_futures_config(
+            root / "futures", fut.url, datadir=datadir,
+            overrides={"stake_amount": 1000, "dry_run_wallet": 10000, "max_open_trades": 4,
+                       "metastrategy": {"seed": 42, "backtest_qtable_file": str(qfile)}},
+        )
+        run = runner(cfg.backtest_args("MetaFuturesStrategy", SHORT_RANGE, TEST_STRATEGY_PATH),
+                     timeout=300)
+        assert run.ok, run.tail()
+        out["futures"] = Backtest(run, cfg, read_trades(cfg.backtest_dir, "MetaFuturesStrategy"),
+                                  json.loads(qfile.read_text()))
+    return out
+
+
+@pytest.mark.parametrize("market", ["spot", "futures"])
+def test_reward_is_freqtrades_profit_with_funding_and_partials(
+    funding_runs: dict[str, Backtest], market: str
+) -> None:
+    """reward x 1R x filled entry amount == Freqtrade's profit_abs on every trade, spot and
+    futures (longs and shorts, non-zero funding), including trades closed in several fills:
+    the funding of segments closed by partials is counted once."""
+    bt = funding_runs[market]
+    rows = ledger_by_trade(bt)
+    assert len(rows) == len(bt.trades) > 20
+    atr = {pair: signal_atr(pair.split(":")[0]) for pair in {t["pair"] for t in bt.trades}}
+    partial_with_funding = 0
+    for t in bt.trades:
+        opened = pd.Timestamp(t["open_date"])
+        row = rows[(t["pair"], opened.isoformat())]
+        one_r = atr[t["pair"]][opened - pd.Timedelta(hours=1)]
+        amount = sum(o["amount"] for o in t["orders"] if o["ft_is_entry"])
+        assert row["reward"] * one_r * amount == pytest.approx(t["profit_abs"], abs=1e-6), t
+        exits = [o for o in t["orders"] if not o["ft_is_entry"]]
+        if len(exits) > 1 and abs(t.get("funding_fees") or 0.0) > 1e-6:
+            partial_with_funding += 1
+    if market == "futures":
+        assert {t["is_short"] for t in bt.trades} == {True, False}
+        assert partial_with_funding >= 5, partial_with_funding
+    else:
+        assert all(not t.get("funding_fees") for t in bt.trades)

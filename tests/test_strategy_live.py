@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from freqtrade.enums import RunMode
-from freqtrade.persistence import Trade, init_db
+from freqtrade.persistence import Order, Trade, init_db
 
 from freqtrade_metastrategy.exitplan import TradePlan
 from freqtrade_metastrategy.profiles import get_strategy_profile
@@ -38,11 +38,13 @@ def trades_db(tmp_path: Path) -> Iterator[None]:
     Trade.session.remove()
 
 
-def closed_trade(pair: str, realized: float, *, frozen: bool = True) -> Trade:
+def closed_trade(pair: str, realized: float, *, frozen: bool = True,
+                 closed: datetime = T0 + timedelta(hours=5)) -> Trade:
     trade = Trade(pair=pair, open_rate=100.0, amount=10.0, stake_amount=1000.0, open_date=T0,
                   fee_open=0.001, fee_close=0.001, is_open=False, exchange="binance",
-                  close_date=T0 + timedelta(hours=5), close_rate=103.0, leverage=1.0)
-    trade.realized_profit = realized  # as Freqtrade records it when the trade closes
+                  close_date=closed, close_rate=103.0, leverage=1.0)
+    # as Freqtrade records them when the trade closes
+    trade.realized_profit = trade.close_profit_abs = realized
     Trade.session.add(trade)
     Trade.commit()
     if frozen:
@@ -58,14 +60,23 @@ def dry_run_strategy(tmp_path: Path) -> _Meta:
                   "user_data_dir": str(tmp_path), "metastrategy": {"store_url": store_url}})
 
 
+def new_store(tmp_path: Path, since: datetime = T0) -> None:
+    """Create the bot's store with its watermark at ``since`` (as if created then)."""
+    with SqlStore(f"sqlite:///{tmp_path / 'q.sqlite'}") as store:
+        store.reset(now=since)
+
+
 def test_start_up_settles_closed_trades_whose_reward_is_missing(
-    tmp_path: Path, trades_db: None
+    tmp_path: Path, trades_db: None, caplog: pytest.LogCaptureFixture
 ) -> None:
+    new_store(tmp_path)
     won = closed_trade("BTC/USDT", realized=30.0)        # 30 / (10 x 2.0) = +1.5 R
     lost = closed_trade("ETH/USDT", realized=-20.0)      # -1.0 R
     closed_trade("XRP/USDT", realized=5.0, frozen=False)  # not ours: ignored
     s = dry_run_strategy(tmp_path)
-    s.bot_start()  # opens the live store and sweeps
+    with caplog.at_level(logging.INFO):
+        s.bot_start()  # opens the live store and sweeps
+    assert "[RL] settled 2 closed trade(s) whose reward was missing" in caplog.text
     ledger = {r.trade_id: r for r in s.selector.store.ledger()}
     assert set(ledger) == {trade_key(won), trade_key(lost)}
     assert ledger[trade_key(won)].reward == pytest.approx(1.5)
@@ -82,7 +93,57 @@ def test_start_up_settles_closed_trades_whose_reward_is_missing(
         assert cell is not None and cell.count == 1
 
 
+def test_sweep_settles_in_close_order_whatever_the_database_order(
+    tmp_path: Path, trades_db: None
+) -> None:
+    """The EMA depends on the order: trades are settled in the order they closed."""
+    new_store(tmp_path)
+    hours = [7, 3, 9, 5, 4]  # inserted out of order (ids ascend, close times do not)
+    trades = [closed_trade("BTC/USDT", realized=float(10 * h), closed=T0 + timedelta(hours=h))
+              for h in hours]
+    s = dry_run_strategy(tmp_path)
+    s.bot_start()
+    rows = s.selector.store.ledger()
+    by_close = sorted(trades, key=lambda t: t.close_date_utc)
+    assert [r.trade_id for r in rows] == [trade_key(t) for t in by_close]
+    assert [r.settled_at for r in rows] == [t.close_date_utc for t in by_close]
+
+
+def test_reset_is_not_undone_by_the_next_start(tmp_path: Path, trades_db: None) -> None:
+    """Trades that closed before the store's watermark (its creation, a reset, an import
+    --replace) are never settled into it: ``reset`` stays reset across restarts."""
+    new_store(tmp_path)
+    old = [closed_trade(pair, realized=30.0) for pair in ("BTC/USDT", "ETH/USDT")]
+    s = dry_run_strategy(tmp_path)
+    s.bot_start()
+    assert len(s.selector.store.ledger()) == 2
+    with SqlStore(f"sqlite:///{tmp_path / 'q.sqlite'}") as store:
+        store.reset(now=T0 + timedelta(hours=6))  # `freqtrade-metastrategy reset`
+    later = closed_trade("SOL/USDT", realized=-20.0, closed=T0 + timedelta(hours=8))
+    restarted = dry_run_strategy(tmp_path)
+    restarted.bot_start()
+    assert [r.trade_id for r in restarted.selector.store.ledger()] == [trade_key(later)]
+    for trade in old:
+        # not even through the fill handling Freqtrade re-runs every loop for closed trades
+        # whose exit fee was never assigned
+        exit_order = Order(ft_order_side="sell", ft_pair=trade.pair, ft_is_open=False,
+                           ft_amount=10.0, ft_price=103.0, order_id=f"x{trade.id}",
+                           status="closed", symbol=trade.pair, order_type="market",
+                           side="sell", price=103.0, average=103.0, amount=10.0, filled=10.0,
+                           remaining=0.0, cost=1030.0, order_filled_date=trade.close_date)
+        restarted.order_filled(pair=trade.pair, trade=trade, order=exit_order,
+                               current_time=T0 + timedelta(hours=9))
+        assert not restarted.selector.store.is_settled(trade_key(trade))
+    # a new store_url: a new store, a new watermark (now): nothing of the past comes in
+    fresh = _Meta({"runmode": RunMode.DRY_RUN, "timeframe": "1h", "stake_currency": "USDT",
+                   "user_data_dir": str(tmp_path),
+                   "metastrategy": {"store_url": f"sqlite:///{tmp_path / 'new.sqlite'}"}})
+    fresh.bot_start()
+    assert fresh.selector.store.ledger() == []
+
+
 def test_periodic_sweep_runs_at_most_every_15_minutes(tmp_path: Path, trades_db: None) -> None:
+    new_store(tmp_path)
     s = dry_run_strategy(tmp_path)
     s.bot_start()
     late = closed_trade("SOL/USDT", realized=10.0)

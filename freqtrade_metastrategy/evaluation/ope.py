@@ -34,7 +34,9 @@ optimistic). Diagnostics: ``ess`` = ``(sum w)^2 / sum w^2`` (effective sample si
 where ``pi`` could take the logged action).
 
 Missing, non-finite, zero or > 1 propensities are refused with an error naming the row: a
-logged choice has probability > 0 by definition, and IPS/DR cannot work without it.
+logged choice has probability > 0 by definition, and IPS/DR cannot work without it. A ledger
+has rows without one (trades adopted without the decision's frozen data): leave them out first
+with :func:`drop_missing_probability` (the ``ope`` command does, and reports how many).
 
 Which logs support which targets: IPS/DR need ``mu(a|x) > 0`` wherever ``pi(a|x) > 0``. An
 epsilon-greedy logger gives every candidate at least ``epsilon / k`` (weights up to ``k /
@@ -75,6 +77,7 @@ __all__ = [
     "RewardModel",
     "TargetPolicy",
     "dr_estimate",
+    "drop_missing_probability",
     "ips_estimate",
     "log_from_ledger",
     "log_from_replay",
@@ -166,6 +169,19 @@ def log_from_ledger(rows: Iterable[LedgerRow]) -> pd.DataFrame:
                                         "reward", "time"])
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     return frame
+
+
+def drop_missing_probability(
+    log: pd.DataFrame, probability: str = "probability"
+) -> tuple[pd.DataFrame, int]:
+    """The rows with a logging probability (missing = None/NaN), and how many were left out.
+
+    >>> drop_missing_probability(pd.DataFrame({"probability": [0.5, None, 1.0]}))[1]
+    1
+    """
+    missing = log[probability].isna().to_numpy()
+    kept = log.loc[~missing].reset_index(drop=True)
+    return kept, int(missing.sum())
 
 
 def log_from_replay(

@@ -34,7 +34,8 @@ the strategy does for a signal candle without ATR). Then, for each candle k = 0,
 the entry candle, in this order:
 
 1. **Partial TPs at the open** (``adjust_trade_position``; not at k = 0, whose open is the entry):
-   if the open is in profit (strictly) and the best price so far - the previous candles'
+   if a fill at the open gains after the entry and exit fees (``TradePlan.pays``) and the
+   best price so far - the previous candles'
    highs (lows for shorts) and this open - has reached TP1 / TP2, the due fractions of the
    entry amount close at the open, in one fill tagged ``tp1``, ``tp2`` or ``tp1+tp2``. After
    the fill Freqtrade calls ``custom_stoploss(after_fill=True)`` with the fill price: the stop of
@@ -110,6 +111,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from freqtrade_metastrategy.exitplan import net_breakeven
 from freqtrade_metastrategy.profiles import StrategyProfile
 
 FloatArray = npt.NDArray[np.float64]
@@ -336,12 +338,13 @@ class _Sims:
     roi_thr: FloatArray  # TP3 reached when the best price of a candle is >= this
     roi_close: FloatArray  # TP3 fill before rounding (compared with the open)
     roi_fill: FloatArray  # TP3 fill price
+    pays: FloatArray  # a partial TP fills only at an open above this (TradePlan.pays)
 
 
 _ACTIVE_FIELDS = (
-    "sid", "prof", "g0", "g_last", "sgn", "long", "entry_f", "tick", "inv", "has_tick", "tp1",
-    "tp2", "trail_dist", "trail_stage", "roi_thr", "roi_close", "roi_fill", "stage", "bn", "br",
-    "stop", "q", "trailing", "best", "rem", "acc", "nf", "alive",
+    "sid", "prof", "g0", "g_last", "sgn", "long", "entry_f", "pays", "tick", "inv", "has_tick",
+    "tp1", "tp2", "trail_dist", "trail_stage", "roi_thr", "roi_close", "roi_fill", "stage", "bn",
+    "br", "stop", "q", "trailing", "best", "rem", "acc", "nf", "alive",
 )
 
 
@@ -355,6 +358,7 @@ class _Active:
     sgn: FloatArray
     long: BoolArray
     entry_f: FloatArray
+    pays: FloatArray
     tick: FloatArray
     inv: FloatArray
     has_tick: BoolArray
@@ -382,6 +386,7 @@ class _Active:
         self.sid, self.prof, self.g0, self.g_last, self.sgn = s.sid, s.prof, s.g0, s.g_last, s.sgn
         self.long = s.sgn > 0
         self.entry_f = s.sgn * s.entry
+        self.pays = s.pays
         self.tick, self.inv = s.tick, s.inv
         self.has_tick = np.isfinite(s.tick)
         self.tp1, self.tp2, self.trail_dist, self.trail_stage = (
@@ -484,7 +489,7 @@ def _run(m: _Market, s: _Sims, ftab: npt.NDArray[np.float64], record: bool) -> _
 
         # 1. adjust_trade_position at the open: partial TP1/TP2, then the after-fill stop
         if k > 0:
-            cand = a.alive & (a.stage < 2) & (o > a.entry_f)
+            cand = a.alive & (a.stage < 2) & (o > a.pays)
             if cand.any():
                 ci = np.flatnonzero(cand)
                 bb = np.maximum(a.best[ci], o[ci])
@@ -625,6 +630,7 @@ def _build_sims(
         tick=tick, inv=inv, tp1=level(pa["r_tp1"][prof]), tp2=level(pa["r_tp2"][prof]),
         trail_dist=pa["trail"][prof] * r_unit, trail_stage=pa["trail_stage"][prof],
         base_n=base_n, base_r=base_r, roi_thr=roi_thr, roi_close=roi_close, roi_fill=roi_fill,
+        pays=sgn * net_breakeven(entry, sgn, fee, fee),
     )
 
 

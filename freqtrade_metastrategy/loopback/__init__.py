@@ -12,7 +12,10 @@ user_data/data/binance`` or from Python::
 
 Live mode (``--live`` / ``LoopbackExchange(datadir, live=True)``): spot candles shifted to the
 wall clock with the in-progress candle last, and a price moved through ``POST /_control/price``,
-for ``freqtrade trade --dry-run`` (see :mod:`.live`).
+for ``freqtrade trade --dry-run`` (see :mod:`.live`); every USDT pair is also served as a USDT-M
+perpetual on the same price (:class:`LiveFuturesMarketData`, funding ``--funding-rate`` every
+8h), and a private spot API on one in-memory account (:class:`SpotAccount`, see
+:mod:`.account`) lets ``freqtrade trade`` run live, without ``--dry-run``.
 
 Futures (``trading_mode: futures``): Freqtrade backtests perpetuals from
 ``<datadir>/futures/*-futures|-mark|-funding_rate.feather`` files and loads the
@@ -24,6 +27,7 @@ then serves ``/fapi`` from it; the ccxt config must ask for linear markets
 Never imports freqtrade.
 """
 
+from .account import FEE_RATE, SpotAccount
 from .candles import (
     Candles,
     CandleStore,
@@ -35,21 +39,24 @@ from .candles import (
 )
 from .cli import main
 from .derive import DEFAULT_FUNDING_RATE, derive_futures
-from .live import LiveMarketData
+from .live import LiveFuturesMarketData, LiveMarketData
 from .server import DEFAULT_PORT, HOST, LoopbackExchange
 
 __all__ = [
     "DEFAULT_FUNDING_RATE",
     "DEFAULT_PORT",
+    "FEE_RATE",
     "HOST",
     "CandleStore",
     "Candles",
     "FundingRates",
     "FuturesMarketData",
+    "LiveFuturesMarketData",
     "LiveMarketData",
     "LoopbackExchange",
     "MarketData",
     "ReplayMarketData",
+    "SpotAccount",
     "SymbolInfo",
     "derive_futures",
     "main",

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .account import DEFAULT_BALANCES, FEE_RATE, SpotAccount
 from .derive import DEFAULT_FUNDING_RATE, derive_futures
 from .server import DEFAULT_PORT, LoopbackExchange
 
@@ -50,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--funding-rate",
         type=float,
         default=DEFAULT_FUNDING_RATE,
-        help=f"constant funding rate per 8h for --derive-futures (default {DEFAULT_FUNDING_RATE})",
+        help=(
+            "constant funding rate per 8h of the perpetuals, for --derive-futures and --live "
+            f"(default {DEFAULT_FUNDING_RATE}; positive: longs pay shorts)"
+        ),
     )
     parser.add_argument(
         "--live",
@@ -61,7 +65,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
             'POST /_control/price {"symbol": "BTCUSDT", "price": 43000}; several symbols at '
             'once with POST /_control/prices {"prices": {"BTCUSDT": 41000, "ETHUSDT": 2100}}; '
             'order-book shape with POST /_control/book {"symbol": "BTCUSDT", "depth_scale": '
-            '0.01, "spread_bps": 25} (or "reset": true); GET /_control/state. Serves no futures'
+            '0.01, "spread_bps": 25} (or "reset": true); GET /_control/state. Also serves '
+            "every USDT pair as a USDT-M perpetual on the same price (BTC/USDT:USDT; funding "
+            "--funding-rate every 8h) and a private spot API on one in-memory account for "
+            "`freqtrade trade` without --dry-run (any API key; GET /_control/account; "
+            'POST /_control/fees {"report": false}; POST /_control/balances {"balances": '
+            '{"USDT": 5000}})'
+        ),
+    )
+    parser.add_argument(
+        "--balance",
+        action="append",
+        metavar="ASSET=AMOUNT",
+        help=(
+            "--live: starting free balance of the private spot account (repeatable; default "
+            + ", ".join(f"{a}={v:g}" for a, v in DEFAULT_BALANCES.items())
+            + "; every other asset 0)"
+        ),
+    )
+    parser.add_argument(
+        "--fee-rate",
+        type=float,
+        default=FEE_RATE,
+        help=f"--live: commission rate of the private spot account's fills (default {FEE_RATE})",
+    )
+    parser.add_argument(
+        "--no-fees",
+        action="store_true",
+        help=(
+            "--live: the private spot account charges and reports no fee at all (no "
+            "commission in order fills nor myTrades; POST /_control/fees switches at run time)"
         ),
     )
     parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
@@ -97,13 +130,22 @@ def run(args: argparse.Namespace) -> int:
             derive_to = getattr(args, "derive_futures", None)
             live = bool(getattr(args, "live", False))
             if live and derive_to is not None:
-                raise ValueError("--live serves spot markets only; drop --derive-futures")
+                raise ValueError(
+                    "--live serves its own perpetuals (on the live price, funding "
+                    "--funding-rate); drop --derive-futures"
+                )
             if derive_to is not None:
                 rate = getattr(args, "funding_rate", DEFAULT_FUNDING_RATE)
                 derive_futures(datadir, derive_to, funding_rate=rate)
                 datadir = derive_to
+            account = spot_account(args) if live else None
             exchange = LoopbackExchange(
-                datadir, port=args.port, log_requests=args.log_requests, live=live
+                datadir,
+                port=args.port,
+                log_requests=args.log_requests,
+                live=live,
+                funding_rate=getattr(args, "funding_rate", DEFAULT_FUNDING_RATE),
+                account=account,
             ).start()
         except (OSError, ValueError) as err:
             print(f"loopback exchange: {err}", file=sys.stderr, flush=True)
@@ -121,7 +163,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_balances(specs: list[str] | None) -> dict[str, float]:
+    """``["USDT=5000", "BTC=0.5"]`` -> ``{"USDT": 5000.0, "BTC": 0.5}`` (default
+    :data:`~.account.DEFAULT_BALANCES`); ValueError naming a bad entry.
+
+    >>> parse_balances(["usdt=5000", "BTC=0.5"])
+    {'USDT': 5000.0, 'BTC': 0.5}
+    """
+    if not specs:
+        return dict(DEFAULT_BALANCES)
+    balances: dict[str, float] = {}
+    for spec in specs:
+        asset, sep, amount = spec.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not asset.strip() or not (value >= 0 and value != float("inf")):
+            raise ValueError(f"--balance wants ASSET=AMOUNT with AMOUNT >= 0, got {spec!r}")
+        balances[asset.strip().upper()] = value
+    return balances
+
+
+def spot_account(args: argparse.Namespace) -> SpotAccount:
+    """The live private spot account from ``--balance``, ``--fee-rate``, ``--no-fees``."""
+    return SpotAccount(
+        parse_balances(getattr(args, "balance", None)),
+        fee_rate=getattr(args, "fee_rate", FEE_RATE),
+        report_fees=not getattr(args, "no_fees", False),
+    )
+
+
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     """``python -m freqtrade_metastrategy.loopback [--port N] [--datadir DIR]
-    [--derive-futures DIR [--funding-rate R]] [--live]``."""
+    [--derive-futures DIR] [--funding-rate R] [--live [--balance ASSET=AMOUNT]... [--fee-rate F]
+    [--no-fees]]``."""
     return run(build_parser(prog).parse_args(argv))

@@ -25,6 +25,14 @@
   order book the server builds around the price; it persists across price moves and is read
   together with the price by :meth:`quote`.
 
+USDT-M perpetuals in live mode: :class:`LiveFuturesMarketData` is a
+:class:`~.candles.FuturesMarketData` *view* of a :class:`LiveMarketData`: every USDT-quoted spot
+symbol is also a perpetual (``BTC/USDT:USDT``, Binance id ``BTCUSDT`` too) whose contract price
+is the same live price (one price per base asset: moving ``BTCUSDT`` moves both markets). Mark
+and index price = that price (mark / index candles = the contract candles with no volume;
+premium index 0), funding events every 8h on the UTC grid (00/08/16) with a constant rate, from
+the first shifted candle up to now; the order book has the same :class:`~.markets.BookShape`.
+
 The clock is injectable (``clock`` returns epoch seconds) for deterministic tests.
 This module must not import freqtrade.
 """
@@ -45,13 +53,17 @@ import numpy.typing as npt
 
 from .candles import (
     INTERVAL_MS,
+    PREMIUM_INDEX,
+    PRICE_CANDLE_TYPES,
     Candles,
     CandleStore,
+    FundingRates,
     SymbolInfo,
     UnknownSymbolError,
     interval_ms,
     resample,
 )
+from .derive import DEFAULT_FUNDING_RATE, funding_times
 from .markets import BookShape
 
 Clock = Callable[[], float]
@@ -201,6 +213,11 @@ class LiveMarketData:
         stored = self.store.candles(symbol, self._finest_interval(symbol))
         return stored.ohlcv[-2000:, :4].ravel()
 
+    def first_open_ms(self, symbol: str) -> int:
+        """Open time of the first (shifted) stored candle."""
+        with self._lock:
+            return int(self._live(symbol).base.open_time[0])
+
     def server_time_ms(self) -> int:
         return self.now_ms()
 
@@ -300,6 +317,104 @@ class LiveMarketData:
                 "serverTime": self.now_ms(),
                 "symbols": {s: self.symbol_state(s) for s in symbols},
             }
+
+
+class LiveFuturesMarketData:
+    """USDT-M perpetuals over a :class:`LiveMarketData` (see the module docstring): the same
+    symbols (those quoted in ``quotes``) settled in their quote, the same candles and price.
+
+    ``funding_rate`` is paid every 8h (positive: longs pay shorts). Thread-safe (all state is
+    the spot view's).
+    """
+
+    def __init__(
+        self,
+        spot: LiveMarketData,
+        funding_rate: float = DEFAULT_FUNDING_RATE,
+        quotes: tuple[str, ...] = ("USDT",),
+    ) -> None:
+        if not math.isfinite(funding_rate):
+            raise ValueError(f"funding_rate must be a finite number, got {funding_rate!r}")
+        self.spot = spot
+        self.funding_rate = float(funding_rate)
+        self.quotes = quotes
+
+    @staticmethod
+    def _perpetual(info: SymbolInfo) -> SymbolInfo:
+        return SymbolInfo(info.base, info.quote, info.quote)
+
+    # -- MarketData ------------------------------------------------------------------------
+    def symbols(self) -> list[SymbolInfo]:
+        return [self._perpetual(i) for i in self.spot.symbols() if i.quote in self.quotes]
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        info = self.spot.symbol_info(symbol)
+        if info.quote not in self.quotes:
+            raise UnknownSymbolError(symbol)
+        return self._perpetual(info)
+
+    def klines(
+        self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> Candles:
+        self.symbol_info(symbol)
+        return self.spot.klines(symbol, interval, start_ms, end_ms, limit)
+
+    def last_price(self, symbol: str) -> float:
+        self.symbol_info(symbol)
+        return self.spot.last_price(symbol)
+
+    def recent_candles(self, symbol: str, span_ms: int) -> Candles:
+        return self.spot.recent_candles(symbol, span_ms)
+
+    def price_sample(self, symbol: str) -> npt.NDArray[np.float64]:
+        return self.spot.price_sample(symbol)
+
+    def server_time_ms(self) -> int:
+        return self.spot.server_time_ms()
+
+    # -- FuturesMarketData -----------------------------------------------------------------
+    def price_klines(
+        self,
+        symbol: str,
+        interval: str,
+        price: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+    ) -> Candles:
+        """Mark and index candles = the contract candles without volume (Binance reports
+        none); premium index candles are 0 at the same times."""
+        if price not in PRICE_CANDLE_TYPES:
+            raise ValueError(f"price must be one of {PRICE_CANDLE_TYPES}, not {price!r}")
+        own = self.klines(symbol, interval, start_ms, end_ms, limit)
+        ohlcv = np.zeros_like(own.ohlcv)
+        if price != PREMIUM_INDEX:
+            ohlcv[:, :4] = own.ohlcv[:, :4]
+        return Candles(own.open_time, ohlcv, own.interval_ms)
+
+    def funding_history(
+        self, symbol: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> FundingRates:
+        """Every 8h event from the first candle up to now, at :attr:`funding_rate`."""
+        self.symbol_info(symbol)
+        times = funding_times(self.spot.first_open_ms(symbol), self.spot.now_ms())
+        rates = np.full(len(times), self.funding_rate, dtype=np.float64)
+        return FundingRates(times.astype(np.int64), rates).select(start_ms, end_ms, limit)
+
+    def mark_price(self, symbol: str) -> float:
+        return self.last_price(symbol)
+
+    def last_funding_rate(self, symbol: str) -> float:
+        self.symbol_info(symbol)
+        return self.funding_rate
+
+    # -- live ------------------------------------------------------------------------------
+    def locked(self) -> AbstractContextManager[bool]:
+        return self.spot.locked()
+
+    def quote(self, symbol: str) -> tuple[float, BookShape]:
+        self.symbol_info(symbol)
+        return self.spot.quote(symbol)
 
 
 def _interval_name(ms: int) -> str:

@@ -2,7 +2,8 @@
 
 Only what Freqtrade + ccxt's ``binance`` call for spot markets (``/api/v3``) and USDT-M
 perpetuals (``/fapi``, served when the datadir has a Freqtrade ``futures/`` folder, see
-:mod:`.derive`) is answered (see :data:`ROUTES`); everything else gets Binance's error shape
+:mod:`.derive`, and always in live mode) is answered (see :data:`ROUTES` and, live,
+:data:`PRIVATE_ROUTES`); everything else gets Binance's error shape
 with HTTP 404 and is logged to stderr, which is how missing endpoints are found. Binds
 127.0.0.1 only. Usage::
 
@@ -10,8 +11,14 @@ with HTTP 404 and is logged to stderr, which is how missing endpoints are found.
         fetch(exchange.url + "/api/v3/exchangeInfo")
 
 ``live=True`` serves spot candles shifted to the wall clock (:class:`.live.LiveMarketData`,
-for ``freqtrade trade --dry-run``) and enables the control endpoints (see
-:data:`CONTROL_ROUTES`; 127.0.0.1 clients only, HTTP 400 outside live mode):
+for ``freqtrade trade``), every USDT-quoted symbol also as a USDT-M perpetual on the same price
+(:class:`.live.LiveFuturesMarketData`: ``/fapi`` klines, mark / index / premium klines,
+funding history on the 8h grid, premiumIndex, tickers, depth), a private spot API on one
+in-memory account (:data:`PRIVATE_ROUTES`, :mod:`.account`: account, order, openOrders,
+allOrders, myTrades; for ``freqtrade trade`` without ``--dry-run``) and the control endpoints
+(see :data:`CONTROL_ROUTES`; 127.0.0.1 clients only, HTTP 400 outside live mode). A control
+request's ``symbol`` may be ``BTCUSDT``, ``BTC/USDT`` or ``BTC/USDT:USDT`` (one price per
+base asset moves both markets):
 
 - ``POST /_control/price`` with ``{"symbol": "BTCUSDT", "price": 43000}`` or ``{"symbol": ...,
   "path": [p1, p2, ...], "step_seconds": s}``; answers the symbol's state;
@@ -22,7 +29,12 @@ for ``freqtrade trade --dry-run``) and enables the control endpoints (see
   (both optional, omitted = default; the call replaces the whole shape) or ``{"symbol": ...,
   "reset": true}``: the shape of that symbol's order book (``/depth``, ``bookTicker``, 24hr
   bid/ask), kept across price moves; answers the symbol's state;
-- ``GET /_control/state``: every symbol's price, in-progress candle, pending path and book shape.
+- ``GET /_control/state``: every symbol's price, in-progress candle, pending path and book shape;
+- ``POST /_control/fees`` with ``{"report": false}`` (later fills charge and report no fee: no
+  ``commission`` in ``fills`` nor ``myTrades``), ``{"report": true}`` and / or ``{"rate":
+  0.001}``; answers ``{"report": ..., "rate": ...}``;
+- ``POST /_control/balances`` with ``{"balances": {"USDT": 5000}}``: set free balances;
+- ``GET /_control/account``: balances, fee setting, every order and trade of the account.
 
 Prices are snapped to the symbol's tick. Bad requests answer HTTP 400 in Binance's error shape.
 
@@ -45,6 +57,7 @@ from types import TracebackType
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
+from .account import AccountError, SpotAccount
 from .candles import (
     FUTURES,
     INDEX,
@@ -58,7 +71,8 @@ from .candles import (
     UnknownIntervalError,
     UnknownSymbolError,
 )
-from .live import LiveMarketData
+from .derive import DEFAULT_FUNDING_RATE
+from .live import LiveFuturesMarketData, LiveMarketData
 from .markets import (
     JSON,
     Book,
@@ -120,6 +134,18 @@ class Request:
         except ValueError:
             raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
 
+    def get_float(self, name: str) -> float | None:
+        raw = self.params.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.")
+        return value
+
     def require(self, name: str) -> str:
         value = self.params.get(name)
         if not value:
@@ -134,14 +160,38 @@ class Request:
 Handler = Callable[["LoopbackApi", Request], Any]
 
 
+def symbol_id(name: str) -> str:
+    """Binance's market id of a control request's symbol: ``BTCUSDT``, ``BTC/USDT`` and the
+    perpetual ``BTC/USDT:USDT`` all name ``BTCUSDT`` (one live price per base asset).
+
+    >>> [symbol_id(s) for s in ("BTCUSDT", "BTC/USDT", "BTC/USDT:USDT")]
+    ['BTCUSDT', 'BTCUSDT', 'BTCUSDT']
+    """
+    return name.split(":", 1)[0].replace("/", "")
+
+
+LiveView = LiveMarketData | LiveFuturesMarketData
+
+
+def live_view(data: MarketData) -> LiveView | None:
+    """The live market behind ``data`` (spot or its perpetuals view), None in replay mode."""
+    return data if isinstance(data, LiveMarketData | LiveFuturesMarketData) else None
+
+
 class LoopbackApi:
     """Endpoint implementations over a spot :class:`MarketData` and, optionally, a USDT-M
     :class:`FuturesMarketData` (no HTTP in here). Without futures data ``/fapi`` lists no
     symbols and answers "Invalid symbol." for any."""
 
-    def __init__(self, data: MarketData, futures: FuturesMarketData | None = None) -> None:
+    def __init__(
+        self,
+        data: MarketData,
+        futures: FuturesMarketData | None = None,
+        account: SpotAccount | None = None,
+    ) -> None:
         self.data = data
         self.futures = futures
+        self.account = account
         self._rules: dict[tuple[str, str], MarketRules] = {}
         self._lock = threading.Lock()
         self._update_id = 0
@@ -205,8 +255,9 @@ class LoopbackApi:
         """The order book around the last price, shaped by live mode's ``/_control/book``."""
         rules = self.rules(symbol, market)
         data = self.market(market)
-        if isinstance(data, LiveMarketData):
-            last, shape = data.quote(symbol)
+        live = live_view(data)
+        if live is not None:
+            last, shape = live.quote(symbol)
             scale, spread = shape.depth_scale, shape.spread_bps
             return rules, order_book(rules, last, levels, depth_scale=scale, spread_bps=spread)
         return rules, order_book(rules, data.last_price(symbol), levels)
@@ -214,8 +265,8 @@ class LoopbackApi:
     def consistent(self, market: str = SPOT) -> AbstractContextManager[Any]:
         """Hold live mode's state lock while reading several symbols (one request's tickers),
         so a ``/_control/prices`` move is seen for all of them or none."""
-        data = self.market(market)
-        return data.locked() if isinstance(data, LiveMarketData) else nullcontext()
+        live = live_view(self.market(market))
+        return live.locked() if live is not None else nullcontext()
 
     def _limit(self, req: Request, default: int, maximum: int) -> int:
         limit = req.get_int("limit")
@@ -357,16 +408,17 @@ class LoopbackApi:
     def futures_premium_index(self, req: Request) -> JSON | list[JSON]:
         data = self.futures_data()
         now = data.server_time_ms()
-        entries = [
-            premium_index(
-                s,
-                data.mark_price(s),
-                data.last_funding_rate(s),
-                now,
-                next_funding_time(now, FUNDING_INTERVAL_MS),
-            )
-            for s in self.requested_symbols(req, FUTURES)
-        ]
+        with self.consistent(FUTURES):
+            entries = [
+                premium_index(
+                    s,
+                    data.mark_price(s),
+                    data.last_funding_rate(s),
+                    now,
+                    next_funding_time(now, FUNDING_INTERVAL_MS),
+                )
+                for s in self.requested_symbols(req, FUTURES)
+            ]
         return entries[0] if req.get("symbol") else entries
 
     def futures_depth(self, req: Request) -> JSON:
@@ -379,11 +431,12 @@ class LoopbackApi:
     def futures_ticker_24hr(self, req: Request) -> JSON | list[JSON]:
         data = self.futures_data()
         tickers = []
-        for symbol in self.requested_symbols(req, FUTURES):
-            rules, book = self.book(symbol, 1, FUTURES)
-            last = data.last_price(symbol)
-            day = data.recent_candles(symbol, DAY_MS)
-            tickers.append(futures_ticker_24hr(rules, book, day, last))
+        with self.consistent(FUTURES):
+            for symbol in self.requested_symbols(req, FUTURES):
+                rules, book = self.book(symbol, 1, FUTURES)
+                last = data.last_price(symbol)
+                day = data.recent_candles(symbol, DAY_MS)
+                tickers.append(futures_ticker_24hr(rules, book, day, last))
         return tickers[0] if req.get("symbol") else tickers
 
     def futures_ticker_price(self, req: Request) -> JSON | list[JSON]:
@@ -409,7 +462,7 @@ class LoopbackApi:
         symbol = body.get("symbol") or req.get("symbol")
         if not isinstance(symbol, str) or not symbol:
             raise ApiError(400, -1102, "Mandatory parameter 'symbol' was not sent.")
-        symbol = symbol.replace("/", "")
+        symbol = symbol_id(symbol)
         rules = self.rules(symbol)
         raw = body.get("path") if "path" in body else [body.get("price", req.get("price"))]
         try:
@@ -435,7 +488,7 @@ class LoopbackApi:
         for name, value in prices.items():
             if not isinstance(name, str) or not name:
                 raise ApiError(400, -1100, "Bad prices control request: empty symbol in 'prices'.")
-            symbol = name.replace("/", "")
+            symbol = symbol_id(name)
             rules = self.rules(symbol)
             price = _number(value)
             if price is None or price <= 0:
@@ -490,7 +543,7 @@ class LoopbackApi:
         if not isinstance(symbol, str) or not symbol:
             raise ApiError(400, -1102, "Mandatory parameter 'symbol' was not sent.")
         _reject_unknown_fields(body, {"symbol", "depth_scale", "spread_bps", "reset"}, "book")
-        symbol = symbol.replace("/", "")
+        symbol = symbol_id(symbol)
         self.rules(symbol)
         reset = body.get("reset", False)
         if not isinstance(reset, bool):
@@ -514,6 +567,169 @@ class LoopbackApi:
         except ValueError as err:
             raise ApiError(400, -1100, f"Bad book control request: {err}") from None
         return data.symbol_state(symbol)
+
+    def control_account(self, req: Request) -> JSON:
+        """Balances, fee setting, every order and trade of the private spot account."""
+        return self._matched().state()
+
+    def control_fees(self, req: Request) -> JSON:
+        """``{"report": false}`` (no fee charged nor reported on later fills) / ``{"report":
+        true}`` and / or ``{"rate": 0.001}``; answers ``{"report": ..., "rate": ...}``."""
+        account = self.private_account()
+        body = req.body if isinstance(req.body, dict) else {}
+        _reject_unknown_fields(body, {"report", "rate"}, "fees")
+        if not body:
+            raise ApiError(400, -1102, "Bad fees control request: send 'report' and/or 'rate'.")
+        report = body.get("report")
+        if report is not None and not isinstance(report, bool):
+            raise ApiError(400, -1100, "Bad fees control request: 'report' must be true or false.")
+        raw_rate = body.get("rate")
+        rate = None if raw_rate is None else _number(raw_rate)
+        if raw_rate is not None and rate is None:
+            raise ApiError(400, -1100, "Bad fees control request: 'rate' must be a number.")
+        try:
+            return account.set_fees(report=report, rate=rate)
+        except ValueError as err:
+            raise ApiError(400, -1100, f"Bad fees control request: {err}") from None
+
+    def control_balances(self, req: Request) -> JSON:
+        """``{"balances": {"USDT": 5000, "BTC": 0}}``: set free balances; answers the account."""
+        account = self.private_account()
+        body = req.body if isinstance(req.body, dict) else {}
+        _reject_unknown_fields(body, {"balances"}, "balances")
+        raw = body.get("balances")
+        if not isinstance(raw, dict) or not raw:
+            raise ApiError(
+                400,
+                -1102,
+                "Bad balances control request: 'balances' must be a non-empty object "
+                '{"USDT": amount, ...}.',
+            )
+        amounts: dict[str, float] = {}
+        for asset, value in raw.items():
+            amount = _number(value)
+            if amount is None:
+                raise ApiError(
+                    400, -1100, f"Bad balances control request: {asset!r} needs a number."
+                )
+            amounts[asset] = amount
+        try:
+            account.set_balances(amounts)
+        except ValueError as err:
+            raise ApiError(400, -1100, f"Bad balances control request: {err}") from None
+        return account.state()
+
+    # -- private spot endpoints (live mode) --------------------------------------------------
+    def private_account(self) -> SpotAccount:
+        if self.account is None:
+            raise ApiError(400, -1100, "Private endpoints need the live mode (--live).")
+        return self.account
+
+    def _matched(self) -> SpotAccount:
+        """The account after resting limit orders the live price has reached are filled."""
+        account = self.private_account()
+        account.match(self.data.last_price, self.data.server_time_ms())
+        return account
+
+    def spot_account_info(self, req: Request) -> JSON:
+        account = self._matched()
+        assets = sorted({a for i in self.data.symbols() for a in (i.base, i.quote)})
+        omit = (req.get("omitZeroBalances") or "").lower() == "true"
+        return account.account_payload(self.data.server_time_ms(), assets, omit)
+
+    def new_order(self, req: Request) -> JSON:
+        account = self._matched()
+        symbol = req.require("symbol")
+        rules = self.rules(symbol)
+        order = account.place(
+            rules,
+            side=req.require("side"),
+            order_type=req.require("type"),
+            quantity=req.get_float("quantity"),
+            quote_qty=req.get_float("quoteOrderQty"),
+            price=req.get_float("price"),
+            time_in_force=req.get("timeInForce"),
+            client_order_id=req.get("newClientOrderId"),
+            last=self.data.last_price(symbol),
+            now=self.data.server_time_ms(),
+        )
+        resp_type = (req.get("newOrderRespType") or "FULL").upper()
+        return order.response(resp_type if resp_type in ("ACK", "RESULT") else "FULL")
+
+    def query_order(self, req: Request) -> JSON:
+        account = self._matched()
+        symbol = req.require("symbol")
+        self.rules(symbol)
+        order = account.find(symbol, req.get_int("orderId"), req.get("origClientOrderId"))
+        return order.as_json()
+
+    def cancel_order(self, req: Request) -> JSON:
+        account = self._matched()
+        symbol = req.require("symbol")
+        self.rules(symbol)
+        order = account.cancel(
+            symbol,
+            req.get_int("orderId"),
+            req.get("origClientOrderId"),
+            self.data.server_time_ms(),
+        )
+        return order.response("RESULT")
+
+    def open_orders(self, req: Request) -> list[JSON]:
+        account = self._matched()
+        symbol = req.get("symbol")
+        if symbol:
+            self.rules(symbol)
+        return [o.as_json() for o in account.open_orders(symbol or None)]
+
+    def cancel_open_orders(self, req: Request) -> list[JSON]:
+        account = self._matched()
+        symbol = req.require("symbol")
+        self.rules(symbol)
+        now = self.data.server_time_ms()
+        return [
+            account.cancel(symbol, o.order_id, None, now).response("RESULT")
+            for o in account.open_orders(symbol)
+        ]
+
+    def all_orders(self, req: Request) -> list[JSON]:
+        account = self._matched()
+        symbol = req.require("symbol")
+        self.rules(symbol)
+        orders = account.orders(
+            symbol,
+            from_id=req.get_int("orderId"),
+            start_ms=req.get_int("startTime"),
+            end_ms=req.get_int("endTime"),
+            limit=req.get_int("limit"),
+        )
+        return [o.as_json() for o in orders]
+
+    def my_trades(self, req: Request) -> list[JSON]:
+        account = self._matched()
+        symbol = req.require("symbol")
+        self.rules(symbol)
+        fills = account.trades(
+            symbol,
+            order_id=req.get_int("orderId"),
+            from_id=req.get_int("fromId"),
+            start_ms=req.get_int("startTime"),
+            end_ms=req.get_int("endTime"),
+            limit=req.get_int("limit"),
+        )
+        return [f.as_trade() for f in fills]
+
+    def margin_pairs(self, req: Request) -> list[JSON]:
+        """``/sapi/v1/margin/(isolated/)allPairs``: ccxt loads them with spot markets once it
+        has an API key; the loopback account has no margin trading."""
+        self.private_account()
+        return []
+
+    def delist_schedule(self, req: Request) -> list[JSON]:
+        """``/sapi/v1/spot/delist-schedule`` (Freqtrade's ``DelistFilter`` and
+        ``dp.check_delisting`` ask for it in live mode): nothing delists."""
+        self.private_account()
+        return []
 
 
 def _number(value: Any) -> float | None:
@@ -572,6 +788,25 @@ CONTROL_ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/_control/price"): LoopbackApi.control_price,
     ("POST", "/_control/prices"): LoopbackApi.control_prices,
     ("POST", "/_control/book"): LoopbackApi.control_book,
+    ("GET", "/_control/account"): LoopbackApi.control_account,
+    ("POST", "/_control/fees"): LoopbackApi.control_fees,
+    ("POST", "/_control/balances"): LoopbackApi.control_balances,
+}
+
+# The private spot API (live mode only; signatures and API keys are not checked):
+# (method, path) -> handler. See :mod:`.account`.
+PRIVATE_ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/api/v3/account"): LoopbackApi.spot_account_info,
+    ("POST", "/api/v3/order"): LoopbackApi.new_order,
+    ("GET", "/api/v3/order"): LoopbackApi.query_order,
+    ("DELETE", "/api/v3/order"): LoopbackApi.cancel_order,
+    ("GET", "/api/v3/openOrders"): LoopbackApi.open_orders,
+    ("DELETE", "/api/v3/openOrders"): LoopbackApi.cancel_open_orders,
+    ("GET", "/api/v3/allOrders"): LoopbackApi.all_orders,
+    ("GET", "/api/v3/myTrades"): LoopbackApi.my_trades,
+    ("GET", "/sapi/v1/spot/delist-schedule"): LoopbackApi.delist_schedule,
+    ("GET", "/sapi/v1/margin/allPairs"): LoopbackApi.margin_pairs,
+    ("GET", "/sapi/v1/margin/isolated/allPairs"): LoopbackApi.margin_pairs,
 }
 
 
@@ -613,6 +848,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 if self.client_address[0] != HOST:
                     raise ApiError(403, -1100, "Control endpoints are loopback only.")
                 body = self._json_body()
+            else:
+                handler = handler or PRIVATE_ROUTES.get((method, parts.path))
+                params |= self._form_body()  # ccxt sends private POST parameters in the body
             req = Request(method, parts.path, params, body)
             exchange.record(req)
             if handler is None:
@@ -622,6 +860,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             status = 200
         except ApiError as err:
             status, body = err.status, {"code": err.code, "msg": err.msg}
+        except AccountError as err:
+            status, body = 400, {"code": err.code, "msg": err.msg}
         except Exception as err:  # a bug in the mock must not kill the client's request
             exchange.log(f"error serving {method} {self.path}: {err!r}")
             status, body = 500, {"code": -1000, "msg": f"loopback internal error: {err}"}
@@ -640,6 +880,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return json.loads(self.rfile.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, -1100, "Body must be JSON.") from None
+
+    def _form_body(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0:
+            return {}
+        raw = self.rfile.read(length).decode("utf-8", errors="replace")
+        return {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.exchange.log_requests:
@@ -660,8 +907,12 @@ class LoopbackExchange:
     history is shifted to end where the current, in-progress candle begins) with a price set through
     :meth:`set_price` / ``POST /_control/price`` (several at once: :meth:`set_prices` /
     ``POST /_control/prices``) and an order-book shape set through :meth:`set_book` /
-    :meth:`reset_book` / ``POST /_control/book``. Live mode serves no futures (``/fapi`` lists
-    nothing) unless ``futures_data`` is given. Replay (historical timestamps) is the default.
+    :meth:`reset_book` / ``POST /_control/book``. Live mode also serves every USDT-quoted
+    symbol as a USDT-M perpetual on the same live price (:class:`.live.LiveFuturesMarketData`,
+    funding ``funding_rate`` every 8h) unless ``futures_data`` is given, and a private spot API
+    on one in-memory account (``account``, default a fresh :class:`.account.SpotAccount`: 100000
+    USDT, 0.1% fees reported; see :mod:`.account`). Replay (historical timestamps) is the
+    default.
     """
 
     def __init__(
@@ -674,23 +925,30 @@ class LoopbackExchange:
         log_requests: bool = False,
         log_stream: TextIO | None = None,
         live: bool = False,
+        funding_rate: float = DEFAULT_FUNDING_RATE,
+        account: SpotAccount | None = None,
     ) -> None:
         if data is None:
             if datadir is None:
                 raise ValueError("give a datadir or a MarketData")
             store = CandleStore(datadir)
             data = LiveMarketData(store) if live else ReplayMarketData(store)
-        if futures_data is None and datadir is not None and not live:
+        if futures_data is None and isinstance(data, LiveMarketData):
+            futures_data = LiveFuturesMarketData(data, funding_rate)
+        elif futures_data is None and datadir is not None and not live:
             store = CandleStore(datadir, FUTURES)
             if store.symbols():
                 futures_data = ReplayMarketData(store)
+        if account is None and isinstance(data, LiveMarketData):
+            account = SpotAccount()
         if not data.symbols() and (futures_data is None or not futures_data.symbols()):
             raise ValueError(
                 f"no <BASE>_<QUOTE>-<tf>.feather files (nor futures/*-futures.feather) in {datadir}"
             )
         self.data = data
         self.futures_data = futures_data
-        self.api = LoopbackApi(data, futures_data)
+        self.account = account
+        self.api = LoopbackApi(data, futures_data, account)
         self.requested_port = port
         self.log_requests = log_requests
         self._log_stream = log_stream
@@ -752,11 +1010,12 @@ class LoopbackExchange:
         return isinstance(self.data, LiveMarketData)
 
     def set_price(self, symbol: str, price: float) -> None:
-        """Live mode: move ``symbol``'s (``BTCUSDT`` or ``BTC/USDT``) current price now
-        (snapped to the tick, like ``POST /_control/price``)."""
+        """Live mode: move ``symbol``'s (``BTCUSDT``, ``BTC/USDT`` or ``BTC/USDT:USDT``: spot
+        and perpetual share the price) current price now (snapped to the tick, like
+        ``POST /_control/price``)."""
         if not isinstance(self.data, LiveMarketData):
             raise RuntimeError("set_price needs live=True")
-        symbol = symbol.replace("/", "")
+        symbol = symbol_id(symbol)
         rules = self.api.rules(symbol)
         self.data.set_price(symbol, max(rules.tick, rules.round_price(price)))
 
@@ -774,13 +1033,23 @@ class LoopbackExchange:
         default spread). Replaces the whole shape; persists across price moves. ValueError on a
         bad value."""
         data = self._live_data("set_book")
-        symbol = symbol.replace("/", "")
+        symbol = symbol_id(symbol)
         self.api.rules(symbol)
         data.set_book(symbol, depth_scale, spread_bps)
 
     def reset_book(self, symbol: str) -> None:
         """Live mode: back to the default order book for ``symbol``."""
         self.set_book(symbol)
+
+    def set_fees(self, *, report: bool | None = None, rate: float | None = None) -> None:
+        """Live mode: fees of later fills of the private spot account, like ``POST
+        /_control/fees`` (``report=False``: no fee charged nor reported)."""
+        self._spot_account("set_fees").set_fees(report=report, rate=rate)
+
+    def _spot_account(self, what: str) -> SpotAccount:
+        if self.account is None:
+            raise RuntimeError(f"{what} needs live=True")
+        return self.account
 
     def _live_data(self, what: str) -> LiveMarketData:
         if not isinstance(self.data, LiveMarketData):
@@ -812,7 +1081,7 @@ class LoopbackExchange:
     def describe(self) -> str:
         text = f"loopback exchange listening on {self.url} (pairs: {', '.join(self.pairs)})"
         if self.live:
-            text += " (live: wall-clock candles, POST /_control/price|prices|book)"
+            text += " (live: wall-clock candles, POST /_control/price|prices|book|fees|balances)"
         if self.futures_pairs:
             text += f" (futures: {', '.join(self.futures_pairs)})"
         return text

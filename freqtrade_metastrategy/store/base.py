@@ -10,10 +10,14 @@ Save/load contract
   "ledger": [...]}``.
 * Importing into a store that already holds data requires ``replace=True``: learned data is
   never overwritten by accident.
+* :meth:`QStore.watermark` is the moment the current content began: set when the store is
+  created and moved to "now" by every replacement (:meth:`QStore.reset`, an import), in the
+  same transaction. The live strategy settles only trades closed at or after it, so a reset
+  or a new store is not refilled from old trades. It is not part of the exported document.
 * Every value is validated before anything is written: non-finite numbers (rewards,
   probabilities, imported statistics) and non-datetime times are refused, in every store.
 * :class:`MemoryStore` is safe across threads, :class:`~.sql.SqlStore` also across processes
-  (its export reads one snapshot, and its import checks emptiness inside the write).
+  (its export reads one snapshot). An import checks emptiness inside its write.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -104,6 +108,25 @@ def check_time(value: object, field: str) -> datetime | None:
         raise MetaStrategyError(
             f"{field}: must be a valid datetime or None, got {value!r}"
         ) from None
+
+
+def content_start(now: object = None) -> datetime:
+    """A new watermark: ``now`` (timezone-aware) in UTC, default the current time."""
+    if now is None:
+        return datetime.now(UTC)
+    plain = check_time(now, "now")
+    if plain is None or plain.utcoffset() is None:
+        raise MetaStrategyError(f"now: must be a timezone-aware datetime, got {now!r}")
+    return plain.astimezone(UTC)
+
+
+def not_empty_error(location: str, source: str) -> StoreError:
+    """The refusal to import over learned data without ``replace``."""
+    return StoreError(
+        f"{location} already holds learned data; importing {source} would overwrite it. "
+        "Export it first (`freqtrade-metastrategy export backup.json`) and pass "
+        "replace=True / --replace to overwrite."
+    )
 
 
 def check_probability(probability: object) -> float | None:
@@ -191,6 +214,11 @@ class QStore(ABC):
     def is_settled(self, trade_id: object) -> bool:
         """Whether a reward for ``trade_id`` is already in the ledger."""
 
+    @abstractmethod
+    def watermark(self) -> datetime:
+        """When the current content began (UTC): only trades closed at or after it are
+        settled into this store (see the module doc)."""
+
     # -- writes --------------------------------------------------------------------------
     def apply_reward(
         self,
@@ -234,12 +262,18 @@ class QStore(ABC):
         """:meth:`apply_reward` with validated arguments: the store's transaction."""
 
     @abstractmethod
-    def _replace_all(self, entries: list[QEntry], ledger: list[LedgerRow]) -> None:
-        """Replace the whole content in one transaction."""
+    def _replace_all(
+        self, entries: list[QEntry], ledger: list[LedgerRow], *, watermark: datetime,
+        require_empty: bool, source: str,
+    ) -> None:
+        """Replace the whole content and set the watermark in one transaction; with
+        ``require_empty``, raise :func:`not_empty_error` (inside it) if there is content."""
 
-    def reset(self) -> None:
-        """Delete every cell and ledger row."""
-        self._replace_all([], [])
+    def reset(self, *, now: datetime | None = None) -> None:
+        """Delete every cell and ledger row; the watermark moves to ``now`` (default: the
+        current time)."""
+        self._replace_all([], [], watermark=content_start(now), require_empty=False,
+                          source="reset")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (no-op by default)."""
@@ -257,16 +291,14 @@ class QStore(ABC):
         }
 
     def import_dict(
-        self, data: object, *, replace: bool = False, source: str = "the imported data"
+        self, data: object, *, replace: bool = False, source: str = "the imported data",
+        now: datetime | None = None,
     ) -> None:
+        """Load an exported document; the watermark moves to ``now`` (default: the current
+        time). A store with content needs ``replace=True`` (checked atomically)."""
         entries, ledger = parse_document(data, source)
-        if not replace and not self.is_empty():
-            raise StoreError(
-                f"{self.location} already holds learned data; importing {source} would "
-                "overwrite it. Export it first (`freqtrade-metastrategy export backup.json`) "
-                "and pass replace=True / --replace to overwrite."
-            )
-        self._replace_all(entries, ledger)
+        self._replace_all(entries, ledger, watermark=content_start(now),
+                          require_empty=not replace, source=source)
 
     def export_json(self, path: str | Path) -> Path:
         """Write the document durably and atomically (fsync'd temp file, rename, fsync dir)."""
@@ -289,7 +321,9 @@ class QStore(ABC):
             os.close(dir_fd)
         return target
 
-    def import_json(self, path: str | Path, *, replace: bool = False) -> None:
+    def import_json(
+        self, path: str | Path, *, replace: bool = False, now: datetime | None = None
+    ) -> None:
         p = Path(path)
         try:
             data = json.loads(p.read_text())
@@ -297,7 +331,7 @@ class QStore(ABC):
             raise StoreError(f"{p}: no such file.") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StoreError(f"{p}: not valid JSON ({exc}).") from exc
-        self.import_dict(data, replace=replace, source=str(p))
+        self.import_dict(data, replace=replace, source=str(p), now=now)
 
     def __enter__(self) -> Self:
         return self
@@ -320,10 +354,11 @@ class MemoryStore(QStore):
 
     location = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, now: datetime | None = None) -> None:
         self._cells: dict[QKey, QEntry] = {}
         self._ledger: list[LedgerRow] = []
         self._settled: set[str] = set()
+        self._watermark = content_start(now)
         self._lock = threading.Lock()
 
     # Picklable (hyperopt -j 2 pickles the strategy, and so its store, into every epoch): the
@@ -358,6 +393,9 @@ class MemoryStore(QStore):
         tid = norm_trade_id(trade_id)
         return tid is not None and tid in self._settled
 
+    def watermark(self) -> datetime:
+        return self._watermark
+
     def _apply_reward(
         self,
         key: QKey,
@@ -384,8 +422,14 @@ class MemoryStore(QStore):
                 self._settled.add(tid)
             return new
 
-    def _replace_all(self, entries: list[QEntry], ledger: list[LedgerRow]) -> None:
+    def _replace_all(
+        self, entries: list[QEntry], ledger: list[LedgerRow], *, watermark: datetime,
+        require_empty: bool, source: str,
+    ) -> None:
         with self._lock:
+            if require_empty and (self._cells or self._ledger):
+                raise not_empty_error(self.location, source)
+            self._watermark = watermark
             self._cells = {e.key: e for e in entries}
             self._ledger = sorted(ledger, key=lambda r: r.seq)
             self._settled = {r.trade_id for r in ledger if r.trade_id is not None}

@@ -2,8 +2,8 @@
 
 Tables (all prefixed ``metastrategy_`` so they can share a database with other applications):
 
-* ``metastrategy_meta``: ``key``/``value`` rows ``app = freqtrade-metastrategy`` and
-  ``schema_version = 1``;
+* ``metastrategy_meta``: ``key``/``value`` rows ``app = freqtrade-metastrategy``,
+  ``schema_version = 1`` and ``watermark`` (ISO-8601, UTC; see :meth:`SqlStore.watermark`);
 * ``metastrategy_qtable``: one row per (symbol, regime, strategy) cell with every
   :class:`~freqtrade_metastrategy.qtable.QEntry` field; floats as double precision,
   ``last_update`` as ISO-8601 text (time zones round-trip exactly);
@@ -30,7 +30,9 @@ Opening never replaces, truncates or recreates anything: a file that is not a SQ
 database, another application's ``metastrategy_meta``, an unknown ``schema_version`` or missing
 columns raise :class:`~freqtrade_metastrategy.errors.StoreError` before anything is written.
 Only a database without any ``metastrategy_`` table (new or empty file, or a database holding
-other applications' tables) gets the tables created.
+other applications' tables) gets the tables created. A store written before the watermark existed
+gets one at its first open (the earliest ``settled_at`` in its ledger, else the time of that
+open), serialized like the table creation.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -62,14 +64,16 @@ from freqtrade_metastrategy.store.base import (
     QStore,
     check_finite,
     check_time,
+    content_start,
     norm_trade_id,
-    parse_document,
+    not_empty_error,
 )
 
 APP: Final = "freqtrade-metastrategy"
 SCHEMA_VERSION: Final = 1
 BUSY_TIMEOUT_S: Final = 30.0
 STORE_URL_FIELD: Final = "metastrategy.store_url"
+WATERMARK_KEY: Final = "watermark"
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 SQLITE_SYNCHRONOUS: Final = ("FULL", "EXTRA", "NORMAL")
 _PG_SCHEMA_LOCK: Final = 0x6D657461_7374  # pg_advisory_xact_lock key used while creating tables
@@ -143,6 +147,18 @@ def _iso(value: datetime | None) -> str | None:
 
 def _from_iso(value: object) -> datetime | None:
     return None if value is None else datetime.fromisoformat(str(value))
+
+
+def legacy_watermark(settled: Iterable[datetime | None], opened: datetime) -> datetime:
+    """The watermark of a store written before watermarks existed: its earliest settlement
+    (naive times are UTC), else ``opened``.
+
+    >>> legacy_watermark([None], datetime(2025, 1, 1, tzinfo=UTC)).year
+    2025
+    """
+    times = [t if t.utcoffset() is not None else t.replace(tzinfo=UTC)
+             for t in settled if t is not None]
+    return min(times).astimezone(UTC) if times else opened
 
 
 def _entry_values(e: QEntry) -> dict[str, Any]:
@@ -446,20 +462,18 @@ class SqlStore(QStore):
         with self._errors("opening", hint=True):
             with self._tx() as conn:
                 present = self._our_tables(conn)
-                if present:
-                    self._check_schema(conn)
-            if not present:
-                if not create:
-                    raise StoreError(
-                        f"{self.location} holds no freqtrade-metastrategy tables and "
-                        f"create=False. Check {STORE_URL_FIELD}."
-                    )
+                stamped = bool(present) and WATERMARK_KEY in self._check_schema(conn)
+            if not present and not create:
+                raise StoreError(
+                    f"{self.location} holds no freqtrade-metastrategy tables and "
+                    f"create=False. Check {STORE_URL_FIELD}."
+                )
+            if not stamped:
                 with self._tx(write=True) as conn:
-                    if self._is_pg:  # two processes creating the tables at once
+                    # Two processes creating the tables (or stamping a legacy store) at once.
+                    if self._is_pg:
                         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
-                    if self._our_tables(conn):  # created meanwhile by another process
-                        self._check_schema(conn)
-                    else:
+                    if not self._our_tables(conn):
                         metadata.create_all(conn)
                         conn.execute(
                             sa.insert(meta_table),
@@ -468,6 +482,10 @@ class SqlStore(QStore):
                                 {"key": "schema_version", "value": str(SCHEMA_VERSION)},
                             ],
                         )
+                        self._set_watermark(conn, content_start())
+                    elif WATERMARK_KEY not in self._check_schema(conn):  # a legacy store
+                        settled = (r.settled_at for r in self._read_ledger(conn))
+                        self._set_watermark(conn, legacy_watermark(settled, content_start()))
             if self._sqlite_file is not None:
                 self._enable_wal()
 
@@ -476,7 +494,8 @@ class SqlStore(QStore):
         names = set(sa.inspect(conn).get_table_names())
         return {t.name for t in _TABLES} & names
 
-    def _check_schema(self, conn: Connection) -> None:
+    def _check_schema(self, conn: Connection) -> dict[str, str]:
+        """Refuse a foreign or damaged schema; returns the ``metastrategy_meta`` rows."""
         insp = sa.inspect(conn)
         names = set(insp.get_table_names())
         loc, hint = self.location, self._recover_hint()
@@ -505,6 +524,9 @@ class SqlStore(QStore):
             if table.name not in names:
                 raise StoreError(f"{loc}: table {table.name} is missing (damaged store). {hint}")
             self._check_columns(insp, table)
+        if WATERMARK_KEY in rows:
+            self._parse_watermark(rows[WATERMARK_KEY])
+        return rows
 
     def _check_columns(self, insp: sa.Inspector, table: sa.Table) -> None:
         have = {c["name"] for c in insp.get_columns(table.name)}
@@ -628,6 +650,33 @@ class SqlStore(QStore):
         with self._errors("reading the ledger"), self._tx() as conn:
             return self._settled(conn, tid)
 
+    def watermark(self) -> datetime:
+        with self._errors("reading the watermark"), self._tx() as conn:
+            value = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == WATERMARK_KEY)
+            ).scalar()
+        if value is None:
+            raise StoreError(f"{self.location}: {meta_table.name} has no {WATERMARK_KEY} "
+                             f"(damaged store). {self._recover_hint()}")
+        return self._parse_watermark(value)
+
+    def _parse_watermark(self, value: object) -> datetime:
+        try:
+            at: datetime | None = datetime.fromisoformat(str(value))
+        except ValueError:
+            at = None
+        if at is None or at.utcoffset() is None:
+            raise StoreError(f"{self.location}: malformed {WATERMARK_KEY} {value!r} in "
+                             f"{meta_table.name} (damaged store). {self._recover_hint()}")
+        return at.astimezone(UTC)
+
+    @staticmethod
+    def _set_watermark(conn: Connection, at: datetime) -> None:
+        value = at.isoformat()
+        stmt = sa.update(meta_table).where(meta_table.c.key == WATERMARK_KEY)
+        if conn.execute(stmt.values(value=value)).rowcount == 0:
+            conn.execute(sa.insert(meta_table).values(key=WATERMARK_KEY, value=value))
+
     @staticmethod
     def _settled(conn: Connection, tid: str) -> bool:
         stmt = sa.select(ledger_table.c.seq).where(ledger_table.c.trade_id == tid).limit(1)
@@ -731,14 +780,12 @@ class SqlStore(QStore):
         row = conn.execute(sa.select(qtable).where(where).with_for_update()).mappings().one()
         return self._entry(row), True
 
-    def _replace_all(self, entries: list[QEntry], ledger: list[LedgerRow]) -> None:
-        self._replace(entries, ledger, require_empty=False, source="replace")
-
-    def _replace(
-        self, entries: list[QEntry], ledger: list[LedgerRow], *, require_empty: bool, source: str
+    def _replace_all(
+        self, entries: list[QEntry], ledger: list[LedgerRow], *, watermark: datetime,
+        require_empty: bool, source: str,
     ) -> None:
         check_finite(entries, ledger, source)
-        with self._errors(f"replacing the content with {source} (nothing was changed)"), \
+        with self._errors(f"replacing the content ({source}; nothing was changed)"), \
                 self._tx(write=True) as conn:
             if self._is_pg:
                 conn.exec_driver_sql(
@@ -746,11 +793,8 @@ class SqlStore(QStore):
                 )
             # Checked inside the write transaction, so no concurrent writer can slip in.
             if require_empty and self._has_data(conn):
-                raise StoreError(
-                    f"{self.location} already holds learned data; importing {source} would "
-                    "overwrite it. Export it first (`freqtrade-metastrategy export "
-                    "backup.json`) and pass replace=True / --replace to overwrite."
-                )
+                raise not_empty_error(self.location, source)
+            self._set_watermark(conn, watermark)
             conn.execute(sa.delete(ledger_table))
             conn.execute(sa.delete(qtable))
             if entries:
@@ -775,13 +819,6 @@ class SqlStore(QStore):
             "entries": [e.to_dict() for e in entries],
             "ledger": [r.to_dict() for r in ledger],
         }
-
-    def import_dict(
-        self, data: object, *, replace: bool = False, source: str = "the imported data"
-    ) -> None:
-        """Like :meth:`QStore.import_dict`; the emptiness check and the write are atomic."""
-        entries, ledger = parse_document(data, source)
-        self._replace(entries, ledger, require_empty=not replace, source=source)
 
     def close(self) -> None:
         if not self._closed:

@@ -4,6 +4,18 @@ its REST API, driven through Freqtrade's own REST client (``freqtrade_client.FtR
 
 Every wait is bounded and, when it runs out, fails with the bot's log tail (and the
 exchange's), so a red test says what the bot was doing.
+
+Futures and live trading (the loopback's live mode serves both)::
+
+    exchange = LoopbackProcess(tmp / "exchange", args=["--funding-rate", "0.0005"])
+    # isolated USDT-M futures dry run, shorts allowed
+    bot = DryRunBot(tmp / "bot", exchange, pairs=["BTC/USDT:USDT"], futures=True,
+                    strategy="MetaFuturesStrategy", strategy_path=TEST_STRATEGY_PATH)
+    bot.start(); trade = bot.force_enter("BTC/USDT:USDT", "short")
+    # live (not dry-run) spot trading on the exchange's in-memory account, fees not reported
+    exchange = LoopbackProcess(tmp / "exchange", args=["--no-fees"])  # or .set_fees(False)
+    bot = DryRunBot(tmp / "bot", exchange, pairs=["BTC/USDT"], live_trading=True)
+    bot.start(); trade = bot.force_enter("BTC/USDT", "long"); bot.kill(); bot.start()
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from conftest import (
     OfflineConfig,
     free_port,
     freqtrade_command,
+    futures_config_overrides,
     make_offline_env,
     read_line,
     write_offline_config,
@@ -35,6 +48,8 @@ T = TypeVar("T")
 
 API_USER, API_PASSWORD = "e2e", "e2e-dry-run-password"
 JWT_SECRET = "freqtrade-metastrategy-e2e-jwt-secret-0123456789"
+# live_trading=True: any key is accepted by the loopback exchange (signatures are not checked)
+LIVE_KEY, LIVE_SECRET = "loopback-e2e-api-key", "loopback-e2e-api-secret"
 STRATEGY_PATH = REPO_ROOT / "user_data" / "strategies"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -47,14 +62,18 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 class LoopbackProcess:
-    """``freqtrade-metastrategy exchange --live`` as a child process, controlled over HTTP."""
+    """``freqtrade-metastrategy exchange --live`` as a child process, controlled over HTTP.
 
-    def __init__(self, workdir: Path) -> None:
+    ``args`` are extra command-line flags, e.g. ``["--funding-rate", "0.0005"]``,
+    ``["--no-fees"]``, ``["--balance", "USDT=5000"]``, ``["--log-requests"]``."""
+
+    def __init__(self, workdir: Path, *, args: list[str] | None = None) -> None:
         self.log = workdir / "exchange.log"
         workdir.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "freqtrade_metastrategy.loopback", "--live", "--port", "0"],
+            [sys.executable, "-m", "freqtrade_metastrategy.loopback", "--live", "--port", "0",
+             *(args or [])],
             cwd=REPO_ROOT,
             env=make_offline_env(),
             stdin=subprocess.DEVNULL,
@@ -90,6 +109,28 @@ class LoopbackProcess:
     def set_book(self, pair: str, **shape: float) -> None:
         self.control("book", {"symbol": pair, **shape})
 
+    def set_fees(self, report: bool, rate: float | None = None) -> dict[str, Any]:
+        """Fees of later fills on the private spot account (``report=False``: none charged,
+        none reported); answers ``{"report": ..., "rate": ...}``."""
+        body: dict[str, Any] = {"report": report}
+        if rate is not None:
+            body["rate"] = rate
+        return dict(self.control("fees", body))
+
+    def set_balances(self, balances: dict[str, float]) -> dict[str, Any]:
+        """Set free balances of the private spot account; answers :meth:`account`."""
+        return dict(self.control("balances", {"balances": balances}))
+
+    def account(self) -> dict[str, Any]:
+        """The private spot account: ``balances`` ({asset: {"free", "locked"}}), ``fees``,
+        ``orders`` and ``trades`` (Binance shapes)."""
+        return dict(self.control("account"))
+
+    def balance(self, asset: str) -> float:
+        """Free + locked balance of ``asset`` on the private spot account."""
+        entry = self.account()["balances"].get(asset, {"free": 0.0, "locked": 0.0})
+        return float(entry["free"]) + float(entry["locked"])
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -110,6 +151,14 @@ class DryRunBot:
     ``force_entry_enable``, ``initial_state: running``, a 1 s loop, and ``metastrategy`` (its
     ``store_url`` defaults to ``<workdir>/metastrategy.sqlite``). The trades database and the
     store live in ``workdir``, so a restart (:meth:`start` again) finds both.
+
+    ``futures=True``: isolated USDT-M futures (``conftest.futures_config_overrides``: pairs like
+    ``BTC/USDT:USDT``, order-book pricing, ccxt loading linear markets); shorting needs a
+    strategy with ``can_short`` (e.g. ``strategy="MetaFuturesStrategy"``,
+    ``strategy_path=TEST_STRATEGY_PATH``). ``live_trading=True``: ``freqtrade trade`` without
+    ``--dry-run`` (``dry_run: false``, a dummy key / secret) trading on the loopback exchange's
+    in-memory spot account (it outlives the bot: kill and :meth:`start` again). ``overrides`` are
+    deep-merged last.
     """
 
     def __init__(
@@ -122,7 +171,10 @@ class DryRunBot:
         overrides: dict[str, Any] | None = None,
         strategy: str = "MetaStrategy",
         strategy_path: Path = STRATEGY_PATH,
+        futures: bool = False,
+        live_trading: bool = False,
     ) -> None:
+        self.futures, self.live_trading = futures, live_trading
         self.workdir = workdir
         self.exchange = exchange
         self.port = free_port()
@@ -147,6 +199,11 @@ class DryRunBot:
             },
             "metastrategy": {"store_url": self.store_url, **(metastrategy or {})},
         }
+        if futures:
+            _merge(config, futures_config_overrides(pairs))
+        if live_trading:
+            _merge(config, {"dry_run": False,
+                            "exchange": {"key": LIVE_KEY, "secret": LIVE_SECRET}})
         _merge(config, overrides or {})
         self.config: OfflineConfig = write_offline_config(
             workdir, exchange.url, pairs=pairs, overrides=config
@@ -159,7 +216,8 @@ class DryRunBot:
 
     # -- process ---------------------------------------------------------------------------
     def command(self) -> list[str]:
-        return [*freqtrade_command(), "trade", "--dry-run", "--strategy", self.strategy,
+        dry_run = [] if self.live_trading else ["--dry-run"]
+        return [*freqtrade_command(), "trade", *dry_run, "--strategy", self.strategy,
                 "--strategy-path", str(self.strategy_path), *self.config.config_args()]
 
     def start(self, *, wait: bool = True) -> None:
@@ -285,6 +343,34 @@ class DryRunBot:
         trade = self.trade(trade_id)
         return trade if trade.get("is_open") is False else None
 
+    def force_enter(self, pair: str, side: str = "long", timeout: float = 20) -> dict[str, Any]:
+        """Force an entry (``"long"`` or ``"short"``) through the REST API and wait for its
+        fill: the open trade (no plan needed, any strategy)."""
+        answer = self.client.forceenter(pair, side)
+        assert isinstance(answer, dict) and answer.get("trade_id"), answer
+        trade_id = int(answer["trade_id"])
+
+        def filled() -> dict[str, Any] | None:
+            trade = self.trade(trade_id)
+            return trade if trade.get("is_open") and not trade.get("has_open_orders") else None
+
+        return self.wait_for(filled, timeout, f"the forced {side} entry on {pair} to fill")
+
+    def force_exit(self, trade_id: int, timeout: float = 20) -> dict[str, Any]:
+        """Force the trade's exit through the REST API and wait until it is closed (a trade
+        the strategy closed in the meantime is returned as it is)."""
+        answer = self.client.forceexit(trade_id)
+        if not (isinstance(answer, dict) and "result" in answer):
+            closed = self.closed_trade(trade_id)
+            assert closed is not None, f"forceexit {trade_id}: {answer}\n{self.diagnostics()}"
+            return closed
+        return self.wait_for(lambda: self.closed_trade(trade_id), timeout,
+                             f"trade {trade_id} to close after forceexit")
+
+    def log_since_start(self) -> str:
+        """The bot log written since the latest :meth:`start`."""
+        return self.log.read_text(errors="replace").split(f"===== start {self.starts} =====")[-1]
+
 
 def _merge(target: dict[str, Any], updates: dict[str, Any]) -> None:
     for key, value in updates.items():
@@ -296,16 +382,19 @@ def _merge(target: dict[str, Any], updates: dict[str, Any]) -> None:
 
 def realized_r(trade: dict[str, Any], plan: dict[str, Any]) -> float:
     """R of a closed trade recomputed from its fills (as the REST API reports them) and the
-    frozen plan, independently of the strategy: (sum of exit values after fees - entry cost
-    with fees) / (filled entry amount x 1R). Spot, long."""
+    frozen plan, independently of the strategy: (sum of the signed exit values - the signed
+    entry value - the fee on every fill + funding) / (filled entry amount x 1R). Longs and
+    shorts (Freqtrade's ``calc_close_trade_value``: funding adds to either side's profit)."""
+    short = bool(trade.get("is_short"))
+    sign, entry_side = (-1.0, "sell") if short else (1.0, "buy")
     fee_open, fee_close = float(trade["fee_open"]), float(trade["fee_close"])
-    pnl = 0.0
+    pnl = float(trade.get("funding_fees") or 0.0)
     for order in trade["orders"]:
         if order.get("status") != "closed" or not order.get("filled"):
             continue
         value = float(order["filled"]) * float(order["safe_price"])
-        if order["ft_order_side"] == "buy":
-            pnl -= value * (1 + fee_open)
+        if order["ft_order_side"] == entry_side:
+            pnl -= sign * value + value * fee_open
         else:
-            pnl += value * (1 - fee_close)
+            pnl += sign * value - value * fee_close
     return pnl / (float(plan["amount"]) * float(plan["r_unit"]))
