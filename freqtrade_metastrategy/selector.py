@@ -350,8 +350,10 @@ class MetaStrategySelector:
         at: datetime | None = None,
         *,
         probability: float | None = None,
+        closed_at: datetime | None = None,
     ) -> bool:
-        """Record a trade's realized R. Returns False (a no-op) if ``trade_id`` was settled.
+        """Record a trade's realized R. Returns False (a no-op) if ``trade_id`` was settled,
+        or if the trade closed (``closed_at``) before the store's watermark.
 
         Raises :class:`~freqtrade_metastrategy.errors.MetaStrategyError` for a non-finite
         reward (nothing is written).
@@ -361,12 +363,12 @@ class MetaStrategySelector:
         value = check_reward(reward)
         entry = self.store.apply_reward(
             symbol, r, sid, value, alpha=self.alpha, trade_id=trade_id, at=at,
-            probability=probability,
+            probability=probability, closed_at=closed_at,
         )
         if entry is None:
             self.duplicate_updates += 1
-            logger.log(self.log_level, "[RL UPDATE] %s %s %s: trade %s already settled, ignored",
-                       symbol, r, sid, trade_id)
+            logger.log(self.log_level, "[RL UPDATE] %s %s %s: trade %s already settled (or "
+                       "closed before the store's watermark), ignored", symbol, r, sid, trade_id)
             return False
         self.total_updates += 1
         logger.log(

@@ -1005,6 +1005,7 @@ class MetaStrategyBase(IStrategy):
         done = self.selector.update_reward(
             trade.pair, state.regime, state.profile.strategy_id, reward,
             trade_id=trade_key(trade), at=when, probability=state.probability,
+            closed_at=trade.close_date_utc if self._live and trade.close_date else None,
         )
         if not trade.is_open or self._runmode in (RunMode.BACKTEST, RunMode.HYPEROPT):
             self._states.pop(trade.id, None)

@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -969,3 +970,79 @@ def test_processes_opening_a_legacy_store_at_once_agree_on_its_watermark(db_url:
         got = [results.get(timeout=5) for _ in procs]
         with SqlStore(db_url) as store:
             assert got == [store.watermark().isoformat()] * 4, f"round {i}: {got}"
+
+
+# -- the watermark under concurrency (review of the live-fidelity change) ---------------------
+def test_a_reward_for_a_trade_closed_before_the_watermark_is_refused_in_its_transaction(
+    new_store: Callable[[], QStore],
+) -> None:
+    """``closed_at`` before the watermark: nothing is written, whatever the caller checked
+    before (a ``reset`` by another process can land between the caller's check and the write)."""
+    store = new_store()
+    mark = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    store.reset(now=mark)
+    before = mark - timedelta(microseconds=1)
+    assert store.apply_reward("BTC/USDT", "trend_up", "moderate", 1.0, alpha=0.2,
+                              trade_id="old", closed_at=before) is None
+    assert store.is_empty() and not store.is_settled("old")
+    assert store.apply_reward("BTC/USDT", "trend_up", "moderate", 1.0, alpha=0.2,
+                              trade_id="at", closed_at=mark) is not None
+    assert [r.trade_id for r in store.ledger()] == ["at"]
+
+
+@needs_pg
+def test_reset_while_a_reward_is_being_written_does_not_deadlock_on_postgresql(
+    pg_databases: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply_reward locks the ledger, then the cell; a reset must take its table locks in the
+    same order (it used to lock the Q-table first: "deadlock detected")."""
+    url = pg_databases()
+    bot, cli = SqlStore(url), SqlStore(url)
+    real = SqlStore._lock_cell
+    inserted = threading.Event()
+
+    def slow_lock(self: SqlStore, conn: Any, key: Any) -> Any:
+        inserted.set()  # the ledger row is inserted; hold the transaction open a moment
+        time.sleep(0.5)
+        return real(self, conn, key)
+
+    monkeypatch.setattr(bot, "_lock_cell", slow_lock.__get__(bot))
+    out: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: out.update(entry=bot.apply_reward(
+        "BTC/USDT", "trend_up", "moderate", 1.0, alpha=0.2, trade_id="t1")))
+    worker.start()
+    assert inserted.wait(10)
+    cli.reset()  # waits for the reward's transaction, then empties the store
+    worker.join(10)
+    assert out["entry"] is not None
+    assert cli.is_empty()
+    bot.close()
+    cli.close()
+
+
+@needs_pg
+def test_read_only_legacy_store_still_opens(pg_databases: Callable[[], str]) -> None:
+    """A store written before watermarks existed, opened by a role that may only read it
+    (e.g. `freqtrade-metastrategy show` with a reporting account): it opens, shows its data and
+    reports a computed watermark (the earliest settlement) without writing anything."""
+    url = pg_databases()
+    first = datetime(2025, 3, 1, tzinfo=UTC)
+    with SqlStore(url) as writer:
+        writer.apply_reward("BTC/USDT", "trend_up", "moderate", 1.0, alpha=0.2,
+                            trade_id="t1", at=first)
+        with writer._engine.begin() as conn:  # as an earlier version left it
+            conn.exec_driver_sql("DELETE FROM metastrategy_meta WHERE key = 'watermark'")
+            role = f"ms_reader_{uuid.uuid4().hex[:8]}"
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'reader'")
+            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    reader_url = sa.make_url(url).set(username=role, password="reader")
+    with SqlStore(reader_url.render_as_string(hide_password=False), create=False) as reader:
+        assert reader.watermark() == first
+        assert [r.trade_id for r in reader.ledger()] == ["t1"]
+    engine = sa.create_engine(_default_pg_driver(sa.make_url(url)))
+    with engine.begin() as conn:
+        rows = dict(conn.exec_driver_sql("SELECT key, value FROM metastrategy_meta").all())
+        assert "watermark" not in rows  # nothing was written by the reader
+        conn.exec_driver_sql(f"DROP OWNED BY {role}")
+        conn.exec_driver_sql(f"DROP ROLE {role}")
+    engine.dispose()

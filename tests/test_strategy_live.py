@@ -269,3 +269,46 @@ def test_backtest_never_reads_order_books(tmp_path: Path) -> None:
     _with_signal(s, "BTC/USDT", "illiquid")
     assert _confirm(s, "BTC/USDT") is False  # volume-based illiquid still blocks
     assert book.calls == []
+
+
+def _exit_order(trade: Trade) -> Order:
+    return Order(ft_order_side="sell", ft_pair=trade.pair, ft_is_open=False, ft_amount=10.0,
+                 ft_price=103.0, order_id=f"x{trade.id}", status="closed", symbol=trade.pair,
+                 order_type="market", side="sell", price=103.0, average=103.0, amount=10.0,
+                 filled=10.0, remaining=0.0, cost=1030.0, order_filled_date=trade.close_date)
+
+
+def test_reset_by_another_process_between_check_and_write_keeps_an_old_trade_out(
+    tmp_path: Path, trades_db: None
+) -> None:
+    """The closing fill checks the watermark, ``freqtrade-metastrategy reset`` runs in another
+    process, then the reward is written: the store refuses it in the write's transaction."""
+    new_store(tmp_path)
+    s = dry_run_strategy(tmp_path)
+    s.bot_start()
+    trade = closed_trade("BTC/USDT", realized=30.0, closed=T0 + timedelta(hours=5))
+    store = s.selector.store
+    real = store.apply_reward
+
+    def racing(*args: object, **kwargs: object) -> object:
+        with SqlStore(f"sqlite:///{tmp_path / 'q.sqlite'}") as other:
+            other.reset(now=T0 + timedelta(hours=6))  # after the trade closed
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.apply_reward = racing  # type: ignore[method-assign, assignment]
+    s.order_filled(pair=trade.pair, trade=trade, order=_exit_order(trade),
+                   current_time=T0 + timedelta(hours=7))
+    store.apply_reward = real  # type: ignore[method-assign]
+    assert store.watermark() == T0 + timedelta(hours=6)
+    assert store.ledger() == []
+
+
+def test_a_trade_closed_exactly_at_the_watermark_is_swept(tmp_path: Path, trades_db: None) -> None:
+    mark = T0 + timedelta(hours=3, microseconds=123456)
+    new_store(tmp_path, since=mark)
+    at = closed_trade("BTC/USDT", realized=10.0, closed=mark)
+    before = closed_trade("ETH/USDT", realized=10.0, closed=mark - timedelta(microseconds=1))
+    s = dry_run_strategy(tmp_path)
+    s.bot_start()
+    assert [r.trade_id for r in s.selector.store.ledger()] == [trade_key(at)]
+    assert not s.selector.store.is_settled(trade_key(before))

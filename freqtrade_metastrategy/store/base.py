@@ -231,11 +231,14 @@ class QStore(ABC):
         trade_id: object = None,
         at: datetime | None = None,
         probability: float | None = None,
+        closed_at: datetime | None = None,
     ) -> QEntry | None:
         """Atomically update the cell and append the ledger row.
 
         Returns the updated entry, or ``None`` (and changes nothing) if ``trade_id`` was
-        already settled. Every argument is validated before anything is written
+        already settled, or if ``closed_at`` (the trade's close time) is before the watermark,
+        checked in the same transaction as the write (a concurrent ``reset`` cannot let an
+        older trade into the new content). Every argument is validated before anything is written
         (``check_reward`` also turns -0.0 into 0.0: SQL backends drop the sign of a zero, and
         the returned entry must be exactly what is stored).
         """
@@ -246,6 +249,7 @@ class QStore(ABC):
             trade_id=norm_trade_id(trade_id),
             at=check_time(at, "at"),
             probability=check_probability(probability),
+            closed_at=check_time(closed_at, "closed_at"),
         )
 
     @abstractmethod
@@ -258,6 +262,7 @@ class QStore(ABC):
         trade_id: str | None,
         at: datetime | None,
         probability: float | None,
+        closed_at: datetime | None,
     ) -> QEntry | None:
         """:meth:`apply_reward` with validated arguments: the store's transaction."""
 
@@ -405,10 +410,13 @@ class MemoryStore(QStore):
         trade_id: str | None,
         at: datetime | None,
         probability: float | None,
+        closed_at: datetime | None,
     ) -> QEntry | None:
         tid = trade_id
         with self._lock:
             if tid is not None and tid in self._settled:
+                return None
+            if closed_at is not None and closed_at < self._watermark:
                 return None
             symbol, regime, strategy = key
             old = self._cells.get(key) or QEntry.empty(*key)

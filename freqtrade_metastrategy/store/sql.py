@@ -251,6 +251,12 @@ def _db_error(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
+def _read_only(exc: BaseException) -> bool:
+    """Whether a failed write was refused because the store may only be read."""
+    text = _db_error(exc).lower()
+    return any(k in text for k in ("readonly", "read-only", "read only", "permission denied"))
+
+
 def _default_pg_driver(url: sa.URL) -> sa.URL:
     """``postgresql://`` means psycopg 3 since SQLAlchemy 2.1 (psycopg2 before): use whichever
     of the two is installed, preferring psycopg 3."""
@@ -292,6 +298,7 @@ class SqlStore(QStore):
         self, url: str, *, create: bool = True, sqlite_synchronous: str = "FULL"
     ) -> None:
         self._closed = False
+        self._unstamped: datetime | None = None  # a read-only legacy store's computed watermark
         self._lock: AbstractContextManager[Any] = nullcontext()
         self._sqlite_file: Path | None = None
         #: Test hook: use the portable savepoint code path instead of the dialect upserts.
@@ -468,26 +475,42 @@ class SqlStore(QStore):
                     f"{self.location} holds no freqtrade-metastrategy tables and "
                     f"create=False. Check {STORE_URL_FIELD}."
                 )
-            if not stamped:
+            if not stamped and not present:
                 with self._tx(write=True) as conn:
-                    # Two processes creating the tables (or stamping a legacy store) at once.
-                    if self._is_pg:
-                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
-                    if not self._our_tables(conn):
-                        metadata.create_all(conn)
-                        conn.execute(
-                            sa.insert(meta_table),
-                            [
-                                {"key": "app", "value": APP},
-                                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                            ],
-                        )
-                        self._set_watermark(conn, content_start())
-                    elif WATERMARK_KEY not in self._check_schema(conn):  # a legacy store
+                    self._create_or_stamp(conn)
+            elif not stamped:
+                try:
+                    with self._tx(write=True) as conn:
+                        self._create_or_stamp(conn)
+                except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+                    if not _read_only(exc):
+                        raise
+                    # A legacy store we may only read (a read-only file, a SELECT-only role):
+                    # its watermark is computed, not stamped; nothing can be settled into it.
+                    with self._tx() as conn:
                         settled = (r.settled_at for r in self._read_ledger(conn))
-                        self._set_watermark(conn, legacy_watermark(settled, content_start()))
+                        self._unstamped = legacy_watermark(settled, content_start())
             if self._sqlite_file is not None:
                 self._enable_wal()
+
+    def _create_or_stamp(self, conn: Connection) -> None:
+        """Create the tables with a watermark, or stamp a legacy store's (earliest
+        settlement, else now), serialized against other processes doing the same."""
+        if self._is_pg:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+        if not self._our_tables(conn):
+            metadata.create_all(conn)
+            conn.execute(
+                sa.insert(meta_table),
+                [
+                    {"key": "app", "value": APP},
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                ],
+            )
+            self._set_watermark(conn, content_start())
+        elif WATERMARK_KEY not in self._check_schema(conn):  # created meanwhile, or legacy
+            settled = (r.settled_at for r in self._read_ledger(conn))
+            self._set_watermark(conn, legacy_watermark(settled, content_start()))
 
     @staticmethod
     def _our_tables(conn: Connection) -> set[str]:
@@ -652,10 +675,15 @@ class SqlStore(QStore):
 
     def watermark(self) -> datetime:
         with self._errors("reading the watermark"), self._tx() as conn:
-            value = conn.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.key == WATERMARK_KEY)
-            ).scalar()
+            return self._read_watermark(conn)
+
+    def _read_watermark(self, conn: Connection) -> datetime:
+        value = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == WATERMARK_KEY)
+        ).scalar()
         if value is None:
+            if self._unstamped is not None:  # a read-only legacy store
+                return self._unstamped
             raise StoreError(f"{self.location}: {meta_table.name} has no {WATERMARK_KEY} "
                              f"(damaged store). {self._recover_hint()}")
         return self._parse_watermark(value)
@@ -703,6 +731,7 @@ class SqlStore(QStore):
         trade_id: str | None,
         at: datetime | None,
         probability: float | None,
+        closed_at: datetime | None,
     ) -> QEntry | None:
         r, a, prob, when, tid = reward, alpha, probability, at, trade_id
         symbol, regime, strategy = key
@@ -719,6 +748,11 @@ class SqlStore(QStore):
             with self._errors("apply_reward"), self._tx(write=True) as conn:
                 if not self._insert_ledger(conn, row):
                     raise _AlreadySettled
+                # After the ledger insert, which waited for any replacement in progress
+                # (SQLite: one writer at a time; PostgreSQL: its EXCLUSIVE table lock), so the
+                # watermark read here is the one this reward is committed under.
+                if closed_at is not None and closed_at < self._read_watermark(conn):
+                    raise _AlreadySettled  # rolls back: closed before this content began
                 old, exists = self._lock_cell(conn, key)
                 new = old.updated(r, alpha=a, at=when)
                 values = _entry_values(new)
@@ -789,7 +823,8 @@ class SqlStore(QStore):
                 self._tx(write=True) as conn:
             if self._is_pg:
                 conn.exec_driver_sql(
-                    "LOCK TABLE metastrategy_qtable, metastrategy_ledger IN EXCLUSIVE MODE"
+                    # the order apply_reward takes them in (ledger, then cell): no deadlock
+                    "LOCK TABLE metastrategy_ledger, metastrategy_qtable IN EXCLUSIVE MODE"
                 )
             # Checked inside the write transaction, so no concurrent writer can slip in.
             if require_empty and self._has_data(conn):

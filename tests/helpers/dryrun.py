@@ -382,19 +382,20 @@ def _merge(target: dict[str, Any], updates: dict[str, Any]) -> None:
 
 def realized_r(trade: dict[str, Any], plan: dict[str, Any]) -> float:
     """R of a closed trade recomputed from its fills (as the REST API reports them) and the
-    frozen plan, independently of the strategy: (sum of the signed exit values - the signed
-    entry value - the fee on every fill + funding) / (filled entry amount x 1R). Longs and
-    shorts (Freqtrade's ``calc_close_trade_value``: funding adds to either side's profit)."""
+    frozen plan, independently of the strategy, with Freqtrade's accounting: the position is
+    what the exits sold (a fee the exchange took in the base asset, and the lot rounding after
+    it, never reached the position), bought at the entry fills' average price; each side pays
+    its fee rate on its value; funding adds to either side's profit. Longs and shorts."""
     short = bool(trade.get("is_short"))
     sign, entry_side = (-1.0, "sell") if short else (1.0, "buy")
-    fee_open, fee_close = float(trade["fee_open"]), float(trade["fee_close"])
-    pnl = float(trade.get("funding_fees") or 0.0)
-    for order in trade["orders"]:
-        if order.get("status") != "closed" or not order.get("filled"):
-            continue
-        value = float(order["filled"]) * float(order["safe_price"])
-        if order["ft_order_side"] == entry_side:
-            pnl -= sign * value + value * fee_open
-        else:
-            pnl += sign * value - value * fee_close
+    fills = [o for o in trade["orders"] if o.get("status") == "closed" and o.get("filled")]
+    entries = [o for o in fills if o["ft_order_side"] == entry_side]
+    exits = [o for o in fills if o["ft_order_side"] != entry_side]
+    entry_price = (sum(float(o["filled"]) * float(o["safe_price"]) for o in entries)
+                   / sum(float(o["filled"]) for o in entries))
+    held = sum(float(o["filled"]) for o in exits)
+    exit_value = sum(float(o["filled"]) * float(o["safe_price"]) for o in exits)
+    entry_value = held * entry_price
+    pnl = (sign * (exit_value - entry_value) - entry_value * float(trade["fee_open"])
+           - exit_value * float(trade["fee_close"]) + float(trade.get("funding_fees") or 0.0))
     return pnl / (float(plan["amount"]) * float(plan["r_unit"]))
