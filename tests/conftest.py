@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -378,3 +379,10 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def restore_sigint() -> None:
+    """``preexec_fn`` for child processes a test stops with SIGINT (as Ctrl-C would): a shell
+    that starts the test run in the background leaves SIGINT ignored, children inherit that,
+    and Python then never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -33,6 +33,7 @@ from conftest import (
     freqtrade_command,
     make_offline_env,
     read_line,
+    restore_sigint,
     write_offline_config,
 )
 
@@ -437,6 +438,7 @@ def test_cli_live_serves_wall_clock_until_sigint() -> None:
         [sys.executable, "-m", "freqtrade_metastrategy.loopback", "--live", "--port", "0"],
         cwd=REPO_ROOT,
         env=make_offline_env(),
+        preexec_fn=restore_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -541,6 +543,7 @@ def test_freqtrade_dry_run_against_live_loopback(tmp_path: Path) -> None:
                 ],
                 cwd=REPO_ROOT,
                 env=make_offline_env(),
+            preexec_fn=restore_sigint,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -40,6 +40,7 @@ from conftest import (
     futures_config_overrides,
     make_offline_env,
     read_line,
+    restore_sigint,
     write_offline_config,
 )
 from freqtrade_client import FtRestClient
@@ -76,6 +77,7 @@ class LoopbackProcess:
              *(args or [])],
             cwd=REPO_ROOT,
             env=make_offline_env(),
+            preexec_fn=restore_sigint,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log_file,
@@ -228,6 +230,7 @@ class DryRunBot:
             out.write(f"\n===== start {self.starts} =====\n")
             out.flush()
             self.proc = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=make_offline_env(),
+                                         preexec_fn=restore_sigint,
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT)
         if wait:
