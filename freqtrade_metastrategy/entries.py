@@ -45,6 +45,7 @@ from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.evaluation.simulator import Entry
 from freqtrade_metastrategy.profiles import ProfileRegistry
+from freqtrade_metastrategy.timerange import parse_timerange
 
 __all__ = ["DEFAULT_FEE", "EntrySet", "entries_from_frame", "load_config", "load_entries"]
 
@@ -136,16 +137,6 @@ def entries_from_frame(
     return out, dropped
 
 
-def _timerange(text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    from freqtrade.configuration import TimeRange
-
-    tr = TimeRange.parse_timerange(text)
-    if tr.starttype != "date" or tr.stoptype != "date":
-        raise MetaStrategyError(f"timerange {text!r}: give both ends, e.g. 20230101-20240101")
-    return (pd.Timestamp(tr.startts, unit="s", tz="UTC"),
-            pd.Timestamp(tr.stopts, unit="s", tz="UTC"))
-
-
 def load_entries(
     config: dict[str, Any],
     timerange: str,
@@ -154,19 +145,22 @@ def load_entries(
 ) -> EntrySet:
     """Candles and entries of the config's strategy over ``timerange`` (see module doc).
 
+    ``timerange``: ``START-END``, both ends, as
+    :func:`~freqtrade_metastrategy.timerange.parse_timerange` reads it (a bad one raises
+    :class:`~freqtrade_metastrategy.timerange.TimerangeError` before anything is loaded).
     ``progress(pair)`` is called after each pair is analysed.
     """
     from freqtrade.configuration import TimeRange
     from freqtrade.data.history import load_pair_history
     from freqtrade.resolvers import StrategyResolver
 
-    start, end = _timerange(timerange)
+    start, end = parse_timerange(timerange)
     strat = StrategyResolver.load_strategy(config)
     strat.ft_bot_start()
     ms_config = MetaStrategyConfig.from_freqtrade_config(config)
     timeframe = str(config.get("timeframe") or strat.timeframe)
     startup = int(getattr(strat, "startup_candle_count", 0) or 0)
-    tr = TimeRange.parse_timerange(timerange)
+    tr = TimeRange("date", "date", int(start.timestamp()), int(end.timestamp()))
     # Extend the range back by the startup candles, as backtesting does.
     from freqtrade.exchange import timeframe_to_seconds
 

@@ -25,3 +25,7 @@ class ConfigError(MetaStrategyError, ValueError):
 
 class StoreError(MetaStrategyError):
     """The Q-table store cannot be opened or used; the message says how to recover."""
+
+
+class EvaluationError(MetaStrategyError, ValueError):
+    """The evaluation input is unusable; the message names the column/row and the fix."""

@@ -201,3 +201,16 @@ def test_ope_leaves_out_ledger_rows_without_probability(tmp_path: Path,
     SqlStore(empty).close()
     res = run("ope", "--store", empty, "--target", "uniform")
     assert res.returncode == 2 and "the ledger is empty" in res.stderr
+
+
+def test_both_entry_points_and_every_command_module_stand_alone() -> None:
+    """``python -m freqtrade_metastrategy.cli`` is the console script; each command module
+    imports on its own in a fresh interpreter (no import cycle among them)."""
+    script = run("--help")
+    module = subprocess.run([sys.executable, "-m", "freqtrade_metastrategy.cli", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert script.returncode == module.returncode == 0
+    assert script.stdout == module.stdout
+    for name in ("shared", "store_commands", "evaluate_commands", "parser"):
+        subprocess.run([sys.executable, "-c", f"import freqtrade_metastrategy.commands.{name}"],
+                       check=True, timeout=60)

@@ -17,8 +17,9 @@ import pytest
 from freqtrade_metastrategy.cli import main
 from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.entries import EntrySet, load_config, load_entries
-from freqtrade_metastrategy.evaluation.replay import DEFAULT_LEARNERS, LearnerPolicy, replay
+from freqtrade_metastrategy.evaluation.replay import replay
 from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
+from freqtrade_metastrategy.evaluation.specs import DEFAULT_LEARNERS, LearnerSpec
 from freqtrade_metastrategy.profiles import BUILTIN_PROFILES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -219,7 +220,7 @@ def test_evaluate_anchored_walk_forward(configs: list[str], tmp_path: Path) -> N
 def _ledger_file(entry_set: EntrySet, path: Path) -> Path:
     outcomes = simulate(entry_set.candles, entry_set.entries, dict(entry_set.profiles),
                         fee=entry_set.fee, tick_size=infer_tick_sizes(entry_set.candles))
-    res = replay(outcomes, [LearnerPolicy("eps_greedy", DEFAULT_LEARNERS["eps_greedy"])],
+    res = replay(outcomes, [LearnerSpec("eps_greedy", DEFAULT_LEARNERS["eps_greedy"])],
                  unit="r_atr", seed=3, profiles=entry_set.profiles, hindsight=False)
     res.selectors["eps_greedy"].store.export_json(path)
     return path

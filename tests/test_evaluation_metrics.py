@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from freqtrade_metastrategy.errors import EvaluationError
 from freqtrade_metastrategy.evaluation.metrics import (
     cluster_ids,
     compute_metrics,
@@ -16,14 +17,9 @@ from freqtrade_metastrategy.evaluation.metrics import (
     sharpe,
     sum_stats,
 )
-from freqtrade_metastrategy.evaluation.replay import (
-    EvaluationError,
-    RandomPolicy,
-    ReplayResult,
-    StaticPolicy,
-    replay,
-    synthetic_outcomes,
-)
+from freqtrade_metastrategy.evaluation.outcomes import synthetic_outcomes
+from freqtrade_metastrategy.evaluation.replay import ReplayResult, replay
+from freqtrade_metastrategy.evaluation.specs import FixedProfileSpec, UniformRandomSpec
 from freqtrade_metastrategy.profiles import BUILTIN_PROFILES
 
 PROFILES = tuple(BUILTIN_PROFILES)
@@ -122,7 +118,7 @@ def known_result() -> tuple[pd.DataFrame, ReplayResult]:
                          "r_atr": r, "r_risk": r, "ret_pct": r,
                          "exit_time": sig + pd.Timedelta("2h"), "exit_reason": "x"})
     df = pd.DataFrame(rows)
-    return df, replay(df, [StaticPolicy(p) for p in ("scalp", "moderate", "ultra_aggressive")])
+    return df, replay(df, [FixedProfileSpec(p) for p in ("scalp", "moderate", "ultra_aggressive")])
 
 
 def test_metrics_known_answers() -> None:
@@ -171,7 +167,7 @@ def test_per_year_breakdown_adds_up() -> None:
 
 def test_metrics_on_replay_and_json() -> None:
     res = replay(synthetic_outcomes(n=300, seed=2, spacing="6h"),
-                 [StaticPolicy("scalp"), RandomPolicy()], seed=1)
+                 [FixedProfileSpec("scalp"), UniformRandomSpec()], seed=1)
     m = compute_metrics(res, comparators=["best_static", "oracle_regime", "oracle_trade"])
     assert list(m.summary.index) == list(res.policies)
     assert (m.regret[m.regret["comparator"] == "oracle_trade"]["regret_total"] >= 0).all()
@@ -200,6 +196,6 @@ def test_drawdown_follows_exit_time_order() -> None:
                      "entry_time": sig, "regime": "trend_up", "profile": "moderate",
                      "r_atr": r, "r_risk": r, "ret_pct": r,
                      "exit_time": sig + pd.Timedelta(hold), "exit_reason": "x"})
-    res = replay(pd.DataFrame(rows), [StaticPolicy("moderate")], hindsight=False)
+    res = replay(pd.DataFrame(rows), [FixedProfileSpec("moderate")], hindsight=False)
     # signal order -2, +3, -2 would give 2; exit order +3, -2, -2 gives 3 -> -1: 4
     assert compute_metrics(res).summary.loc["static:moderate", "max_drawdown"] == 4.0

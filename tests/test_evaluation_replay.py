@@ -9,20 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from freqtrade_metastrategy.errors import EvaluationError
+from freqtrade_metastrategy.evaluation.hindsight import HINDSIGHT
 from freqtrade_metastrategy.evaluation.metrics import compute_metrics
-from freqtrade_metastrategy.evaluation.replay import (
+from freqtrade_metastrategy.evaluation.outcomes import OutcomeTable, synthetic_outcomes
+from freqtrade_metastrategy.evaluation.replay import ReplayResult, replay
+from freqtrade_metastrategy.evaluation.specs import (
     DEFAULT_LEARNERS,
-    HINDSIGHT,
-    EvaluationError,
-    LearnerPolicy,
-    OutcomeTable,
-    RandomPolicy,
-    ReplayResult,
-    StaticPolicy,
-    WalkForwardStaticPolicy,
+    FixedProfileSpec,
+    LearnerSpec,
+    UniformRandomSpec,
+    WalkForwardStaticSpec,
     default_policies,
-    replay,
-    synthetic_outcomes,
 )
 from freqtrade_metastrategy.heuristics import candidates
 from freqtrade_metastrategy.profiles import BUILTIN_PROFILES, ProfileRegistry
@@ -85,7 +83,7 @@ def decisions_until(res: ReplayResult, t: pd.Timestamp) -> dict[str, tuple[Any, 
 
 # -- hindsight baselines -----------------------------------------------------------------------
 def test_hindsight_baselines_known_answers() -> None:
-    res = replay(known_table(), [StaticPolicy(p) for p in PROFILES])
+    res = replay(known_table(), [FixedProfileSpec(p) for p in PROFILES])
     # totals: ultra 30*2 - 20 = 40, moderate 30*0.5 + 20*0.6 = 27, scalp -30 + 30 = 0
     assert res.info["best_static"]["profile"] == "ultra_aggressive"
     assert res.info["best_static"]["totals"]["moderate"] == pytest.approx(27.0)
@@ -101,7 +99,7 @@ def test_hindsight_baselines_known_answers() -> None:
 
 
 def test_oracle_ordering_on_noisy_data() -> None:
-    res = replay(synthetic_outcomes(n=150, seed=4), [StaticPolicy(p) for p in PROFILES])
+    res = replay(synthetic_outcomes(n=150, seed=4), [FixedProfileSpec(p) for p in PROFILES])
     best = res.rewards("best_static").sum()
     assert best == pytest.approx(max(res.rewards(f"static:{p}").sum() for p in PROFILES))
     assert res.rewards("oracle_regime").sum() >= best
@@ -120,7 +118,7 @@ def test_hindsight_uses_the_selected_unit() -> None:
 
 # -- static and random -------------------------------------------------------------------------
 def test_static_and_random_policies() -> None:
-    res = replay(known_table(), [StaticPolicy("moderate"), RandomPolicy()], seed=5)
+    res = replay(known_table(), [FixedProfileSpec("moderate"), UniformRandomSpec()], seed=5)
     assert set(res.profiles_chosen("static:moderate")) == {"moderate"}
     assert (res.probability["static:moderate"] == 1.0).all()
     reg = ProfileRegistry()
@@ -145,9 +143,9 @@ def test_default_policies_and_names() -> None:
     assert DEFAULT_LEARNERS["ucb1"].policy == "ucb1"
     assert DEFAULT_LEARNERS["thompson"].policy == "thompson"
     with pytest.raises(EvaluationError, match="used twice"):
-        replay(known_table(), [RandomPolicy(), RandomPolicy()])
+        replay(known_table(), [UniformRandomSpec(), UniformRandomSpec()])
     with pytest.raises(EvaluationError, match="reserved"):
-        replay(known_table(), [RandomPolicy(name="best_static")])
+        replay(known_table(), [UniformRandomSpec(name="best_static")])
 
 
 # -- walk-forward static -----------------------------------------------------------------------
@@ -164,7 +162,7 @@ def test_walk_forward_static_uses_closed_entries_only() -> None:
     }
     df = build(["trend_up"] * 5, lambda e, _r, p: rewards[e][p], profiles=("moderate", "scalp"),
                hold=lambda e, p: pd.Timedelta(holds.get((e, p), "10h")))
-    res = replay(df, [WalkForwardStaticPolicy()], hindsight=False)
+    res = replay(df, [WalkForwardStaticSpec()], hindsight=False)
     chosen = list(res.profiles_chosen("walk_forward_static"))
     # e0: nothing closed -> default; e1 (1h): e0 closed, scalp 1 > 0; e2 (2h): e1's scalp
     # outcome closed but not moderate's -> e1 not counted yet; e3 (3h): e1 closed at 3h,
@@ -175,9 +173,9 @@ def test_walk_forward_static_uses_closed_entries_only() -> None:
 
 
 def test_walk_forward_static_default_is_the_selector_default() -> None:
-    res = replay(known_table(), [WalkForwardStaticPolicy()], hindsight=False)
+    res = replay(known_table(), [WalkForwardStaticSpec()], hindsight=False)
     assert res.profiles_chosen("walk_forward_static")[0] == "ultra_aggressive"
-    res = replay(known_table(), [WalkForwardStaticPolicy(default_profile="moderate")])
+    res = replay(known_table(), [WalkForwardStaticSpec(default_profile="moderate")])
     assert res.profiles_chosen("walk_forward_static")[0] == "moderate"
 
 
@@ -210,7 +208,7 @@ def test_learners_see_exactly_their_closed_trades() -> None:
 def test_reward_not_visible_before_exit_time() -> None:
     # every trade closes after the last signal: no learner ever learns anything
     df = build(["trend_up"] * 30, known_reward, hold=lambda e, p: pd.Timedelta("100h"))
-    res = replay(df, [LearnerPolicy(n, c) for n, c in DEFAULT_LEARNERS.items()], seed=2)
+    res = replay(df, [LearnerSpec(n, c) for n, c in DEFAULT_LEARNERS.items()], seed=2)
     for name in DEFAULT_LEARNERS:
         assert (res.seen[name] == 0).all()
         assert not res.selectors[name].store.ledger()
@@ -218,13 +216,13 @@ def test_reward_not_visible_before_exit_time() -> None:
     assert eps.loc[~eps["explored"], "heuristic"].all()
     # ... while a trade closing exactly at the next signal is visible to it (exit <= signal)
     df = build(["trend_up"] * 3, known_reward, hold=lambda e, p: pd.Timedelta("1h"))
-    res = replay(df, [LearnerPolicy("ucb1", SelectorConfig(policy="ucb1"))])
+    res = replay(df, [LearnerSpec("ucb1", SelectorConfig(policy="ucb1"))])
     assert list(res.seen["ucb1"]) == [0, 1, 2]
 
 
 def test_learners_receive_the_selected_unit() -> None:
     df = build(["trend_up"] * 40, known_reward)
-    res = replay(df, [LearnerPolicy("eps", SelectorConfig(min_samples=1))], unit="r_risk")
+    res = replay(df, [LearnerSpec("eps", SelectorConfig(min_samples=1))], unit="r_risk")
     ledger = res.selectors["eps"].store.ledger()
     rr = dict(zip(res.table.entries["entry_id"], res.rewards("eps", "r_risk"), strict=True))
     assert ledger and all(row.reward == rr[int(str(row.trade_id))] for row in ledger)
@@ -236,7 +234,7 @@ def test_learners_receive_the_selected_unit() -> None:
 def test_learners_learn_the_regime_mapping() -> None:
     df = synthetic_outcomes(n=400, seed=11, noise=0.5)
     names = ("eps_greedy", "ucb1")
-    res = replay(df, [RandomPolicy(), *(LearnerPolicy(n, DEFAULT_LEARNERS[n]) for n in names)],
+    res = replay(df, [UniformRandomSpec(), *(LearnerSpec(n, DEFAULT_LEARNERS[n]) for n in names)],
                  seed=3)
     for name in names:
         assert res.rewards(name).sum() > res.rewards("random").sum()
@@ -282,8 +280,8 @@ def test_replay_is_deterministic_per_seed() -> None:
     assert (a.choice["random"] != c.choice["random"]).any()
     # an explicit learner seed wins over the replay seed
     cfg = SelectorConfig(seed=123)
-    x = replay(df, [LearnerPolicy("e", cfg)], seed=1)
-    y = replay(df, [LearnerPolicy("e", cfg)], seed=2)
+    x = replay(df, [LearnerSpec("e", cfg)], seed=1)
+    y = replay(df, [LearnerSpec("e", cfg)], seed=2)
     assert (x.choice["e"] == y.choice["e"]).all()
 
 
@@ -299,7 +297,7 @@ def test_entry_order_is_signal_time_not_input_order() -> None:
 
 # -- output and validation ---------------------------------------------------------------------
 def test_decisions_frame() -> None:
-    res = replay(known_table(), [StaticPolicy("scalp"), RandomPolicy()])
+    res = replay(known_table(), [FixedProfileSpec("scalp"), UniformRandomSpec()])
     d = res.decisions()
     assert len(d) == len(res.policies) * 50
     for col in ("policy", "kind", "entry_id", "pair", "regime", "signal_time", "profile",
@@ -341,22 +339,22 @@ def test_unit_and_profile_errors() -> None:
     with pytest.raises(EvaluationError, match="unit"):
         replay(known_table(), [], unit="pips")
     with pytest.raises(EvaluationError, match="no outcomes"):
-        replay(known_table(), [StaticPolicy("nope")])
+        replay(known_table(), [FixedProfileSpec("nope")])
     # a table without the learner's default profile (ultra_aggressive) cannot host it
     df = build(["trend_up"] * 5, known_reward, profiles=("scalp", "moderate"))
     with pytest.raises(EvaluationError, match="default_strategy"):
-        replay(df, [LearnerPolicy("eps")])
+        replay(df, [LearnerSpec("eps")])
     # ... unless the config's default and heuristic use simulated profiles
     heur: Mapping[str, str] = dict.fromkeys(
         ("trend_up", "trend_down", "range_low_vol", "range_high_vol", "high_volatility",
          "illiquid", "unknown"), "moderate")
     cfg = SelectorConfig(default_strategy="moderate", heuristic=heur)
-    res = replay(df, [LearnerPolicy("eps", cfg), RandomPolicy()])
+    res = replay(df, [LearnerSpec("eps", cfg), UniformRandomSpec()])
     assert set(res.profiles_chosen("eps")) <= {"scalp", "moderate"}
     assert set(res.profiles_chosen("random")) == {"moderate"}  # scalp is no trend candidate
     unknown = build(["trend_up"] * 3, lambda *_: 1.0, profiles=("mine",))
     with pytest.raises(EvaluationError, match="registry"):
-        replay(unknown, [RandomPolicy()])
+        replay(unknown, [UniformRandomSpec()])
 
 
 def test_time_range_subset() -> None:
@@ -364,5 +362,5 @@ def test_time_range_subset() -> None:
     part = table.between("2024-01-01 10:00", "2024-01-01 20:00")
     assert len(part) == 10
     assert part.entries["signal_time"].min() == pd.Timestamp("2024-01-01 10:00", tz="UTC")
-    res = replay(part, [StaticPolicy("scalp")])
+    res = replay(part, [FixedProfileSpec("scalp")])
     assert compute_metrics(res).summary.loc["static:scalp", "trades"] == 10

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from freqtrade_metastrategy.evaluation.replay import (
+from freqtrade_metastrategy.errors import EvaluationError
+from freqtrade_metastrategy.evaluation.outcomes import synthetic_outcomes
+from freqtrade_metastrategy.evaluation.replay import replay
+from freqtrade_metastrategy.evaluation.specs import (
     DEFAULT_LEARNERS,
-    EvaluationError,
-    LearnerPolicy,
-    RandomPolicy,
-    StaticPolicy,
-    WalkForwardStaticPolicy,
-    replay,
-    synthetic_outcomes,
+    FixedProfileSpec,
+    LearnerSpec,
+    UniformRandomSpec,
+    WalkForwardStaticSpec,
 )
 from freqtrade_metastrategy.evaluation.walkforward import (
     TEST_COMPARATORS,
@@ -55,7 +55,7 @@ def shifting_table(n: int = 180) -> pd.DataFrame:
 
 def test_train_chosen_baselines_and_hindsight() -> None:
     wf = evaluate(shifting_table(), train=TRAIN, test=TEST,
-                  policies=[StaticPolicy("moderate"), RandomPolicy()])
+                  policies=[FixedProfileSpec("moderate"), UniformRandomSpec()])
     assert wf.info["static_train_best"] == "scalp"
     assert wf.info["regime_train_best"] == {"trend_up": "ultra_aggressive",
                                             "range_low_vol": "scalp"}
@@ -79,8 +79,8 @@ def test_frozen_learners_do_not_learn_on_test() -> None:
     df = synthetic_outcomes(n=360, seed=3, spacing="4h", hold=("2h", "40h"))
     train = ("2024-01-01", "2024-02-01")
     test = ("2024-02-01", "2024-03-01")
-    specs = [LearnerPolicy(n, c) for n, c in DEFAULT_LEARNERS.items()]
-    wf = evaluate(df, train=train, test=test, policies=[*specs, WalkForwardStaticPolicy()],
+    specs = [LearnerSpec(n, c) for n, c in DEFAULT_LEARNERS.items()]
+    wf = evaluate(df, train=train, test=test, policies=[*specs, WalkForwardStaticSpec()],
                   seed=5)
     test_start = pd.Timestamp("2024-02-01", tz="UTC").value
     for name in DEFAULT_LEARNERS:
@@ -107,7 +107,7 @@ def test_frozen_and_online_start_from_the_same_state() -> None:
     df.loc[df["signal_time"] >= pd.Timestamp("2024-01-26", tz="UTC"), "exit_time"] += (
         pd.Timedelta("400D"))
     wf = evaluate(df, train=("2024-01-01", "2024-01-26"), test=("2024-01-26", "2024-03-01"),
-                  policies=[LearnerPolicy("eps", DEFAULT_LEARNERS["eps_greedy"])])
+                  policies=[LearnerSpec("eps", DEFAULT_LEARNERS["eps_greedy"])])
     assert (wf.test.choice["eps[frozen]"] == wf.test.choice["eps[online]"]).all()
     np.testing.assert_array_equal(wf.test.probability["eps[frozen]"],
                                   wf.test.probability["eps[online]"])
@@ -116,7 +116,7 @@ def test_frozen_and_online_start_from_the_same_state() -> None:
 def test_gap_between_ranges_is_an_embargo() -> None:
     df = shifting_table()
     wf = evaluate(df, train=("2024-01-01", "2024-02-01"), test=("2024-02-15", "2024-04-01"),
-                  policies=[StaticPolicy("scalp")])
+                  policies=[FixedProfileSpec("scalp")])
     ids = set(wf.train.table.entries["entry_id"]) | set(wf.test.table.entries["entry_id"])
     gap = df[(df["signal_time"] >= pd.Timestamp("2024-02-01", tz="UTC"))
              & (df["signal_time"] < pd.Timestamp("2024-02-15", tz="UTC"))]["entry_id"]
@@ -153,7 +153,8 @@ def test_rolling_splits() -> None:
 def test_walk_forward_concatenates_out_of_sample_ranges() -> None:
     df = shifting_table(n=180)
     splits = rolling_splits("2024-01-01", "2024-03-31", train="30D", test="15D")
-    run = walk_forward(df, splits, policies=[StaticPolicy("moderate"), RandomPolicy()], seed=2)
+    run = walk_forward(df, splits, policies=[FixedProfileSpec("moderate"), UniformRandomSpec()],
+                       seed=2)
     assert len(run.folds) == len(splits)
     n_oos = sum(len(f.test) for f in run.folds)
     assert len(run.oos) == n_oos
@@ -180,10 +181,10 @@ def test_walk_forward_skips_folds_without_entries_when_asked() -> None:
     splits = rolling_splits("2023-10-01", "2024-03-31", train="60D", test="30D")
     assert splits[1][0][1] <= pd.Timestamp("2024-01-01", tz="UTC") < splits[2][0][1]
     with pytest.raises(EvaluationError, match="fold 0"):
-        walk_forward(df, splits, policies=[RandomPolicy()])
-    run = walk_forward(df, splits, policies=[RandomPolicy()], skip_empty=True)
+        walk_forward(df, splits, policies=[UniformRandomSpec()])
+    run = walk_forward(df, splits, policies=[UniformRandomSpec()], skip_empty=True)
     assert [s[0] for s in run.skipped] == [splits[0][0], splits[1][0]]
     assert len(run.folds) == len(splits) - 2
     assert run.to_dict()["skipped"][0][0][0] == splits[0][0][0].isoformat()
     with pytest.raises(EvaluationError, match="no fold has entries"):
-        walk_forward(df, splits[:1], policies=[RandomPolicy()], skip_empty=True)
+        walk_forward(df, splits[:1], policies=[UniformRandomSpec()], skip_empty=True)

@@ -19,12 +19,12 @@ from freqtrade_metastrategy.evaluation.ope import (
     static_target,
     uniform_target,
 )
-from freqtrade_metastrategy.evaluation.replay import (
-    LearnerPolicy,
-    RandomPolicy,
-    StaticPolicy,
-    replay,
-    synthetic_outcomes,
+from freqtrade_metastrategy.evaluation.outcomes import synthetic_outcomes
+from freqtrade_metastrategy.evaluation.replay import replay
+from freqtrade_metastrategy.evaluation.specs import (
+    FixedProfileSpec,
+    LearnerSpec,
+    UniformRandomSpec,
 )
 from freqtrade_metastrategy.selector import MetaStrategySelector, SelectorConfig
 from freqtrade_metastrategy.store.base import MemoryStore
@@ -240,8 +240,8 @@ def test_ledger_rows_without_probability_are_left_out() -> None:
 
 def test_ope_on_a_replayed_log_matches_full_information() -> None:
     df = synthetic_outcomes(n=1500, seed=6, spacing="2h")
-    res = replay(df, [RandomPolicy(), StaticPolicy("moderate"),
-                      LearnerPolicy("eps", SelectorConfig(epsilon=0.3))], seed=2)
+    res = replay(df, [UniformRandomSpec(), FixedProfileSpec("moderate"),
+                      LearnerSpec("eps", SelectorConfig(epsilon=0.3))], seed=2)
     truth = res.rewards("static:moderate").mean()
     for logger in ("random", "eps"):
         ope = off_policy_evaluate(log_from_replay(res, logger), static_target("moderate"))

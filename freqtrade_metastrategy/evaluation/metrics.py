@@ -56,7 +56,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from freqtrade_metastrategy.evaluation.replay import EvaluationError, ReplayResult
+from freqtrade_metastrategy.errors import EvaluationError
+from freqtrade_metastrategy.evaluation.outcomes import FloatArray, IntArray
+from freqtrade_metastrategy.evaluation.replay import ReplayResult
 
 __all__ = [
     "CLUSTERINGS",
@@ -71,8 +73,6 @@ __all__ = [
     "sum_stats",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 #: How trades can be clustered for the standard errors.
 CLUSTERINGS: Final[tuple[str, ...]] = ("week", "day", "month", "none")

@@ -62,11 +62,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from freqtrade_metastrategy.errors import EvaluationError
 from freqtrade_metastrategy.evaluation.metrics import CLUSTERINGS, cluster_ids, sum_stats
-from freqtrade_metastrategy.evaluation.replay import EvaluationError, ReplayResult
+from freqtrade_metastrategy.evaluation.outcomes import FloatArray, IntArray
+from freqtrade_metastrategy.evaluation.replay import ReplayResult
 from freqtrade_metastrategy.store.base import LedgerRow
 
 __all__ = [
@@ -88,8 +89,6 @@ __all__ = [
     "uniform_target",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 #: A target policy: context (the row's context columns) -> {action: probability}.
 TargetPolicy = Callable[[Mapping[str, Any]], Mapping[str, float]]

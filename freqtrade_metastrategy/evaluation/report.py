@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from freqtrade_metastrategy.evaluation.metrics import Metrics
-from freqtrade_metastrategy.evaluation.replay import DEFAULT_LEARNERS, ReplayResult
+from freqtrade_metastrategy.evaluation.replay import ReplayResult
+from freqtrade_metastrategy.evaluation.specs import DEFAULT_LEARNERS
 from freqtrade_metastrategy.evaluation.walkforward import WalkForwardResult, WalkForwardRun
 
 __all__ = [

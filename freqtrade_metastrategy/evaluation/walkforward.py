@@ -41,10 +41,11 @@ and concatenates the test ranges into one out-of-sample result, on which the hin
 baselines are recomputed over all test entries while ``static_train_best`` /
 ``regime_train_best`` stay re-chosen per fold.
 
->>> from freqtrade_metastrategy.evaluation.replay import StaticPolicy, synthetic_outcomes
+>>> from freqtrade_metastrategy.evaluation.outcomes import synthetic_outcomes
+>>> from freqtrade_metastrategy.evaluation.specs import FixedProfileSpec
 >>> df = synthetic_outcomes(n=120, seed=2, spacing="1D")
 >>> wf = evaluate(df, train=("2024-01-01", "2024-03-01"), test=("2024-03-01", "2024-05-01"),
-...               policies=[StaticPolicy("scalp")])
+...               policies=[FixedProfileSpec("scalp")])
 >>> wf.test.policies  # doctest: +NORMALIZE_WHITESPACE
 ('static:scalp', 'static_train_best', 'regime_train_best',
  'best_static', 'oracle_regime', 'oracle_trade')
@@ -58,26 +59,18 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from freqtrade_metastrategy.errors import EvaluationError
+from freqtrade_metastrategy.evaluation.hindsight import HINDSIGHT, hindsight_choices, train_best
 from freqtrade_metastrategy.evaluation.metrics import Metrics, compute_metrics
-from freqtrade_metastrategy.evaluation.replay import (
-    EvaluationError,
-    OutcomeTable,
-    PolicySpec,
-    ReplayResult,
-    _check_names,
-    _check_unit,
-    _Context,
-    _LearnerRunner,
-    _make_runner,
-    _Runner,
-    default_policies,
-    hindsight_choices,
-    to_utc_timestamp,
-)
+from freqtrade_metastrategy.evaluation.outcomes import OutcomeTable, check_unit, to_utc_timestamp
+from freqtrade_metastrategy.evaluation.replay import ReplayResult, result_from_runners
+from freqtrade_metastrategy.evaluation.runners import LearnerRunner, Runner, build_runners
+from freqtrade_metastrategy.evaluation.specs import PolicySpec
 from freqtrade_metastrategy.profiles import ProfileRegistry
+from freqtrade_metastrategy.selector import MetaStrategySelector
+from freqtrade_metastrategy.timerange import utc_range
 
 __all__ = [
     "TEST_COMPARATORS",
@@ -89,7 +82,6 @@ __all__ = [
     "walk_forward",
 ]
 
-IntArray = npt.NDArray[np.int64]
 TimeRange = tuple[pd.Timestamp, pd.Timestamp]
 
 TRAIN_COMPARATORS: Final[tuple[str, ...]] = ("best_static", "oracle_regime")
@@ -99,15 +91,9 @@ ONLINE: Final = "[online]"
 
 
 def _range(value: tuple[object, object], what: str) -> TimeRange:
-    try:
-        start, end = value
-    except (TypeError, ValueError):
-        raise EvaluationError(f"{what}: expected a (start, end) pair, got {value!r}") from None
-    lo = to_utc_timestamp(start, f"{what} start")
-    hi = to_utc_timestamp(end, f"{what} end")
-    if not lo < hi:
-        raise EvaluationError(f"{what}: start {lo} must be before end {hi}")
-    return lo, hi
+    """``(start, end)`` checked by :func:`~freqtrade_metastrategy.timerange.utc_range` (its
+    :class:`~freqtrade_metastrategy.timerange.TimerangeError` is an ``EvaluationError``)."""
+    return utc_range(value, what)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,41 +122,6 @@ class WalkForwardResult:
         }
 
 
-def _result(
-    table: OutcomeTable, unit: str, seed: int, names: Sequence[str], runners: Sequence[_Runner],
-    selectors: Mapping[str, Any],
-) -> ReplayResult:
-    return ReplayResult(
-        table=table, unit=unit, seed=seed, policies=tuple(names),
-        kinds={n: r.kind for n, r in zip(names, runners, strict=True)},
-        choice={n: r.trace.choice.copy() for n, r in zip(names, runners, strict=True)},
-        probability={n: r.trace.probability.copy() for n, r in zip(names, runners, strict=True)},
-        explored={n: r.trace.explored.copy() for n, r in zip(names, runners, strict=True)},
-        heuristic={n: r.trace.heuristic.copy() for n, r in zip(names, runners, strict=True)},
-        seen={n: r.trace.seen.copy() for n, r in zip(names, runners, strict=True)},
-        info={n: dict(r.info) for n, r in zip(names, runners, strict=True)},
-        selectors=dict(selectors),
-    )
-
-
-def train_best(
-    table: OutcomeTable, unit: str, train_mask: npt.NDArray[np.bool_], at_ns: int,
-    default: int,
-) -> tuple[int, dict[str, int], int]:
-    """(best profile, best profile per regime, entries used) over the train entries whose
-    every outcome closed by ``at_ns``; ``default`` if none did."""
-    used = train_mask & (table.close_ns <= at_ns)
-    rew = table.reward(unit)[used]
-    regimes = table.entries["regime"].to_numpy(dtype=object)[used]
-    if not len(rew):
-        return default, {}, 0
-    best = int(np.argmax(rew.sum(axis=0)))
-    per_regime = {
-        str(r): int(np.argmax(rew[regimes == r].sum(axis=0))) for r in pd.unique(regimes)
-    }
-    return best, per_regime, int(used.sum())
-
-
 def evaluate(
     outcomes: pd.DataFrame | OutcomeTable,
     *,
@@ -186,9 +137,9 @@ def evaluate(
 
     :param train: ``(start, end)`` of the train range (signal times, half-open).
     :param test: ``(start, end)`` of the test range; must start at or after ``train``'s end.
-    :param policies: as for :func:`~.replay.replay` (default: :func:`default_policies`).
+    :param policies: as for :func:`~.replay.replay` (default: :func:`~.specs.default_policies`).
     """
-    _check_unit(unit)
+    check_unit(unit)
     tr, te = _range(train, "train"), _range(test, "test")
     if te[0] < tr[1]:
         raise EvaluationError(
@@ -208,21 +159,17 @@ def evaluate(
     train_rows = np.flatnonzero(m_train).tolist()
     test_rows = np.flatnonzero(m_test).tolist()
 
-    specs = list(default_policies(table.profiles) if policies is None else policies)
-    _check_names([s.name for s in specs])
-    ctx = _Context(table, unit, profiles)
-    n = len(table)
-    runners = [_make_runner(ctx, n, s, seed) for s in specs]
+    ctx, runners = build_runners(table, policies, unit=unit, seed=seed, profiles=profiles)
 
     train_names: list[str] = []
     test_names: list[str] = []
-    test_runners: list[_Runner] = []
-    train_selectors: dict[str, Any] = {}
+    test_runners: list[Runner] = []
+    train_selectors: dict[str, MetaStrategySelector] = {}
     learners: list[str] = []
     for r in runners:
         r.run(train_rows)
         train_names.append(r.name)
-        if isinstance(r, _LearnerRunner):
+        if isinstance(r, LearnerRunner):
             learners.append(r.name)
             frozen = r.fork(r.name + FROZEN)
             frozen.freeze(int(te[0].value))
@@ -235,15 +182,14 @@ def evaluate(
         test_runners.append(r)
         test_names.append(r.name)
 
-    train_res = _result(table, unit, seed, train_names, runners, train_selectors)
+    train_res = result_from_runners(table, unit, seed, runners, names=train_names,
+                                    selectors=train_selectors)
     train_res = train_res.subset(m_train)
     h_choice, h_info = hindsight_choices(train_res.table, unit)
     train_res = train_res.with_policies(h_choice, "hindsight", h_info)
 
-    test_res = _result(
-        table, unit, seed, test_names, test_runners,
-        {r.name: r.selector for r in test_runners if isinstance(r, _LearnerRunner)},
-    ).subset(m_test)
+    test_res = result_from_runners(table, unit, seed, test_runners, names=test_names)
+    test_res = test_res.subset(m_test)
     default = ctx.default_profile(None)
     best, per_regime, used = train_best(table, unit, m_train, int(te[0].value), default)
     test_regimes = test_res.table.entries["regime"].to_numpy(dtype=object)
@@ -343,15 +289,7 @@ def _concat(results: Sequence[ReplayResult]) -> ReplayResult:
     for r in results[1:]:
         if r.policies != names:
             raise EvaluationError("walk_forward: folds replayed different policies")
-    tables = [r.table for r in results]
-    table = OutcomeTable(
-        entries=pd.concat([t.entries for t in tables], ignore_index=True),
-        profiles=first.table.profiles,
-        rewards={u: np.concatenate([t.rewards[u] for t in tables]) for u in first.table.units},
-        exit_ns=np.concatenate([t.exit_ns for t in tables]),
-        exit_reason=np.concatenate([t.exit_reason for t in tables]),
-        signal_ns=np.concatenate([t.signal_ns for t in tables]),
-    )
+    table = OutcomeTable.concat([r.table for r in results])
 
     def cat(attr: str) -> dict[str, Any]:
         return {p: np.concatenate([getattr(r, attr)[p] for r in results]) for p in names}
@@ -403,8 +341,7 @@ def walk_forward(
     for a, b in itertools.pairwise(folds):
         if b.test_range[0] < a.test_range[1]:
             raise EvaluationError("walk_forward: test ranges overlap or are not increasing")
-    hindsight = ("best_static", "oracle_regime", "oracle_trade")
-    oos = _concat([f.test.without_policies(hindsight) for f in folds])
+    oos = _concat([f.test.without_policies(HINDSIGHT) for f in folds])
     h_choice, h_info = hindsight_choices(oos.table, unit)
     oos = oos.with_policies(h_choice, "hindsight", h_info)
     return WalkForwardRun(

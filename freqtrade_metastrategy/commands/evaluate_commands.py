@@ -1,21 +1,9 @@
-"""The ``evaluate`` and ``ope`` subcommands of ``freqtrade-metastrategy``.
+"""``evaluate`` and ``ope``: offline evaluation of profile selection, and off-policy estimates.
 
-``evaluate``: entries of the config's strategy (:mod:`freqtrade_metastrategy.entries`) ->
-counterfactual outcomes of every profile (:func:`~.evaluation.simulator.simulate`, ticks
-inferred from the prices) -> replay of the default policies over the whole timerange and a
-train/test walk-forward (:mod:`~.evaluation.walkforward`), per reward unit (with ``--unit
-all`` the learners are replayed once per unit: each learns the unit it is evaluated in).
-Writes ``report.json`` (every number), ``report.html`` (self-contained plotly) and
-``report.png`` (cumulative reward per policy without ``oracle_trade``, drawn with matplotlib:
-plotly's PNG export needs kaleido >= 1, which drives a Chrome browser; the kaleido 0.2.1 wheel
-that bundled its own binary does not work with plotly 7).
-
-Tables and plots: :mod:`freqtrade_metastrategy.evaluation.report`.
-
-``ope``: off-policy estimates (IPS, SNIPS, DM, DR, and the logged policy's own mean) of a target
-policy from a store's ledger (``--store URL``, ``--file EXPORT.json`` or ``-c CONFIG``).
-``uniform`` is uniform over the regime's candidate profiles (what the ``random`` policy
-does; the logging learners never choose outside them).
+``evaluate``: a strategy's entries -> counterfactual outcomes -> replay and walk-forward ->
+``report.json`` / ``.html`` / ``.png`` (see :data:`EVALUATE_DESCRIPTION`; tables and plots:
+:mod:`freqtrade_metastrategy.evaluation.report`). ``ope``: IPS, SNIPS, DM, DR and the logged
+mean of a target policy (``static:PROFILE`` or ``uniform``) from a store's ledger.
 """
 
 from __future__ import annotations
@@ -30,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from freqtrade_metastrategy.commands.shared import load_export, read_config, resolve_store_url
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.evaluation.metrics import Metrics, compute_metrics
 from freqtrade_metastrategy.evaluation.replay import (
@@ -58,32 +47,39 @@ from freqtrade_metastrategy.evaluation.walkforward import (
     rolling_splits,
     walk_forward,
 )
+from freqtrade_metastrategy.store import open_store
+from freqtrade_metastrategy.timerange import UtcRange, parse_timerange
 
-__all__ = ["add_evaluate_parser", "add_ope_parser", "cmd_evaluate", "cmd_ope"]
+__all__ = [
+    "DEFAULT_OUT",
+    "EVALUATE_DESCRIPTION",
+    "add_evaluate_parser",
+    "add_ope_parser",
+    "cmd_evaluate",
+    "cmd_ope",
+]
 
 DEFAULT_OUT = Path("user_data") / "evaluation"
 
+#: ``evaluate --help`` (argparse folds the lines).
+EVALUATE_DESCRIPTION = """\
+``evaluate``: entries of the config's strategy (:mod:`freqtrade_metastrategy.entries`) ->
+counterfactual outcomes of every profile (:func:`~.evaluation.simulator.simulate`, ticks
+inferred from the prices) -> replay of the default policies over the whole timerange and a
+train/test walk-forward (:mod:`~.evaluation.walkforward`), per reward unit (with ``--unit
+all`` the learners are replayed once per unit: each learns the unit it is evaluated in).
+Writes ``report.json`` (every number), ``report.html`` (self-contained plotly) and
+``report.png`` (cumulative reward per policy without ``oracle_trade``, drawn with matplotlib:
+plotly's PNG export needs kaleido >= 1, which drives a Chrome browser; the kaleido 0.2.1 wheel
+that bundled its own binary does not work with plotly 7)."""
+
 
 # -- parsing -----------------------------------------------------------------------------------
-def _ts_range(text: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    try:
-        a, b = text.split("-")
-        start = pd.Timestamp(a, tz="UTC")
-        end = pd.Timestamp(b, tz="UTC")
-    except ValueError as exc:
-        raise MetaStrategyError(f"timerange {text!r}: expected YYYYMMDD-YYYYMMDD") from exc
-    if end <= start:
-        raise MetaStrategyError(f"timerange {text!r}: the end must be after the start")
-    return start, end
-
-
-def _split(
-    args: argparse.Namespace, full: tuple[pd.Timestamp, pd.Timestamp]
-) -> tuple[tuple[pd.Timestamp, pd.Timestamp], tuple[pd.Timestamp, pd.Timestamp]]:
+def _split(args: argparse.Namespace, full: UtcRange) -> tuple[UtcRange, UtcRange]:
     if (args.train is None) != (args.test is None):
         raise MetaStrategyError("give both --train and --test, or neither")
     if args.train is not None:
-        return _ts_range(args.train), _ts_range(args.test)
+        return parse_timerange(args.train), parse_timerange(args.test)
     mid = (full[0] + (full[1] - full[0]) / 2).floor("D")
     return (full[0], mid), (mid, full[1])
 
@@ -116,7 +112,7 @@ MAX_FOLDS = 500
 
 
 def _rolling_splits(args: argparse.Namespace, rolling: tuple[str, str, str | None] | None,
-                    full: tuple[pd.Timestamp, pd.Timestamp]) -> list[Any]:
+                    full: UtcRange) -> list[Any]:
     """The folds of ``--walk-forward`` over ``--timerange`` (checked before any work)."""
     if rolling is None:
         return []
@@ -179,7 +175,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     console = _console()
-    full_range = _ts_range(args.timerange)
+    full_range = parse_timerange(args.timerange)
     train, test = _split(args, full_range)
     units = list(UNITS) if args.unit == "all" else [args.unit]
     rolling = _rolling(args)
@@ -327,6 +323,8 @@ def _plan_basis(wf: WalkForwardResult, run: WalkForwardRun | None,
 
 # -- ope ---------------------------------------------------------------------------------------
 def _target(spec: str, profiles: Any) -> Callable[[Mapping[str, Any]], Mapping[str, float]]:
+    """``--target``: ``uniform`` is uniform over the regime's candidate profiles (what the
+    ``random`` policy does; the logging learners never choose outside them)."""
     from freqtrade_metastrategy.evaluation.ope import static_target, uniform_target
     from freqtrade_metastrategy.heuristics import candidates
 
@@ -355,22 +353,18 @@ def _support_gap(log: pd.DataFrame, target: Callable[[Mapping[str, Any]], Mappin
 
 
 def cmd_ope(args: argparse.Namespace) -> int:
-    from freqtrade_metastrategy.cli import _read_config, resolve_store_url
     from freqtrade_metastrategy.config import MetaStrategyConfig
     from freqtrade_metastrategy.evaluation.ope import (
         drop_missing_probability,
         log_from_ledger,
         off_policy_evaluate,
     )
-    from freqtrade_metastrategy.store import MemoryStore, open_store
 
-    ms = MetaStrategyConfig.from_freqtrade_config(_read_config(args.config) if args.config
+    ms = MetaStrategyConfig.from_freqtrade_config(read_config(args.config) if args.config
                                                   else {})
     target = _target(args.target, ms.profiles)
     if args.file:
-        mem = MemoryStore()
-        mem.import_json(args.file)
-        rows = mem.ledger()
+        rows = load_export(args.file).ledger()
         where = str(args.file)
     else:
         url, user_data = resolve_store_url(args)
@@ -424,7 +418,7 @@ def cmd_ope(args: argparse.Namespace) -> int:
 def add_evaluate_parser(sub: Any) -> None:
     p = sub.add_parser(
         "evaluate", help="offline evaluation of profile selection on a strategy's signals",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=EVALUATE_DESCRIPTION,
     )
     p.add_argument("-c", "--config", action="append", required=True,
                    help="Freqtrade config file (repeatable, merged like freqtrade's -c)")

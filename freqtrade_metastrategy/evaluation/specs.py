@@ -1,0 +1,123 @@
+"""What to replay: the specifications of the causal policies the evaluation compares.
+
+A spec is plain data (a name and parameters); :mod:`.runners` turns each one into a runner.
+They are not :class:`~freqtrade_metastrategy.policies.Policy` objects (the bandit algorithms a
+learner uses), hence the ``...Spec`` names.
+
+* :class:`FixedProfileSpec` -- always the same profile (``static:<profile>``), in every regime.
+* :class:`UniformRandomSpec` -- uniform over the regime's candidate profiles (``random``).
+* :class:`LearnerSpec` -- a :class:`~freqtrade_metastrategy.selector.MetaStrategySelector`
+  built from a :class:`~freqtrade_metastrategy.selector.SelectorConfig`.
+  :data:`DEFAULT_LEARNERS`: ``eps_greedy`` (the seeds' default: epsilon 0.10, alpha 0.20,
+  ``min_samples`` 5, Q-table keyed by (pair, regime), sparse cells read pooled over pairs as
+  the project does by default), ``eps_greedy_q040`` (plus the seeds' ``exploit_min_q=0.40``
+  rule -- in R, so it only makes sense for ``r_atr``/``r_risk``), ``eps_greedy_nopool`` (no
+  pooling: a (pair, regime) cell uses only its own rewards, the seeds' literal rule),
+  ``ucb1`` and ``thompson`` (their project defaults).
+* :class:`WalkForwardStaticSpec` -- at each entry, the single profile with the best total
+  reward over the entries closed so far (see :class:`.runners.WalkForwardStaticRunner`).
+
+The names of the hindsight baselines (:data:`~.hindsight.HINDSIGHT`) are reserved.
+
+>>> [p.name for p in default_policies(["scalp", "moderate"], learners={})]
+['static:scalp', 'static:moderate', 'random', 'walk_forward_static']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from freqtrade_metastrategy.errors import EvaluationError
+from freqtrade_metastrategy.evaluation.hindsight import HINDSIGHT
+from freqtrade_metastrategy.selector import SelectorConfig
+
+__all__ = [
+    "DEFAULT_LEARNERS",
+    "FixedProfileSpec",
+    "LearnerSpec",
+    "PolicySpec",
+    "UniformRandomSpec",
+    "WalkForwardStaticSpec",
+    "check_policy_names",
+    "default_policies",
+]
+
+#: The learners replayed by default (name -> config; seeds are filled in by the replay).
+DEFAULT_LEARNERS: Final[Mapping[str, SelectorConfig]] = {
+    "eps_greedy": SelectorConfig(policy="epsilon_greedy", epsilon=0.10, alpha=0.20,
+                                 min_samples=5),
+    "eps_greedy_q040": SelectorConfig(policy="epsilon_greedy", epsilon=0.10, alpha=0.20,
+                                      min_samples=5, exploit_min_q=0.40),
+    "eps_greedy_nopool": SelectorConfig(policy="epsilon_greedy", epsilon=0.10, alpha=0.20,
+                                        min_samples=5, pool_across_symbols=False),
+    "ucb1": SelectorConfig(policy="ucb1"),
+    "thompson": SelectorConfig(policy="thompson"),
+}
+
+
+@dataclass(frozen=True)
+class FixedProfileSpec:
+    """Always ``profile``."""
+
+    profile: str
+
+    @property
+    def name(self) -> str:
+        return f"static:{self.profile}"
+
+
+@dataclass(frozen=True)
+class UniformRandomSpec:
+    """Uniform over the regime's candidate profiles."""
+
+    name: str = "random"
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """A :class:`MetaStrategySelector` with ``config`` (seed filled in if ``None``)."""
+
+    name: str
+    config: SelectorConfig = field(default_factory=SelectorConfig)
+
+
+@dataclass(frozen=True)
+class WalkForwardStaticSpec:
+    """The best profile on the closed entries so far (full information), re-chosen per entry.
+
+    ``default_profile``: used before any entry has closed and kept on ties (``None``: the
+    default strategy of :class:`SelectorConfig` when the table has it, else the first profile).
+    """
+
+    name: str = "walk_forward_static"
+    default_profile: str | None = None
+
+
+PolicySpec = FixedProfileSpec | UniformRandomSpec | LearnerSpec | WalkForwardStaticSpec
+
+
+def default_policies(
+    profiles: Sequence[str],
+    *,
+    learners: Mapping[str, SelectorConfig] | None = None,
+) -> list[PolicySpec]:
+    """Every static profile, ``random``, ``walk_forward_static`` and the learners."""
+    out: list[PolicySpec] = [FixedProfileSpec(p) for p in profiles]
+    out.append(UniformRandomSpec())
+    out.append(WalkForwardStaticSpec())
+    for name, cfg in (DEFAULT_LEARNERS if learners is None else learners).items():
+        out.append(LearnerSpec(name, cfg))
+    return out
+
+
+def check_policy_names(names: Sequence[str]) -> None:
+    """Refuse a policy name used twice or reserved for a hindsight baseline."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise EvaluationError(f"policy name {name!r} is used twice")
+        if name in HINDSIGHT:
+            raise EvaluationError(f"policy name {name!r} is reserved for a hindsight baseline")
+        seen.add(name)
