@@ -51,12 +51,12 @@ from freqtrade_metastrategy.errors import ConfigError
 from freqtrade_metastrategy.profiles import ProfileRegistry
 from freqtrade_metastrategy.regime import RegimeThresholds
 from freqtrade_metastrategy.selector import SelectorConfig
+from freqtrade_metastrategy.trade_math import REWARD_UNITS
 
 SECTION = "metastrategy"
 DEFAULT_SEED = 42
 _OWN_KEYS = ("enabled", "block_illiquid", "store_url", "pretrained", "backtest_qtable_file",
              "thresholds", "profiles", "reward_unit")
-REWARD_UNITS = ("r_atr", "r_risk", "ret_pct")
 _SELECTOR_KEYS = tuple(f.name for f in fields(SelectorConfig))
 
 

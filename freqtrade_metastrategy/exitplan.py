@@ -35,6 +35,7 @@ from typing import Any
 
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.profiles import StrategyProfile
+from freqtrade_metastrategy.trade_math import reward
 
 #: Take-profits closed by partial exits; the last one (TP3) closes the rest.
 PARTIAL_TPS = 2
@@ -124,6 +125,5 @@ class TradePlan:
 
     def r_multiple(self, profit_abs: float, amount: float) -> float:
         """Realized R of a whole trade: net profit / (filled entry amount x 1R)."""
-        if not (math.isfinite(amount) and amount > 0):
-            raise MetaStrategyError(f"amount: must be a positive finite number, got {amount!r}")
-        return profit_abs / (amount * self.r_unit)
+        return reward("r_atr", profit_abs, amount, self.r_unit, self.entry_price,
+                      self.profile.r_sl)

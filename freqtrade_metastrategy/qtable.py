@@ -1,7 +1,9 @@
-"""Q-table entries: the statistics kept per (symbol, regime, strategy) cell and their update rule.
+"""Q-table entries: the statistics kept per (symbol, regime, profile) cell and their update rule.
 
 The update rule lives here, as a pure function, so that every store applies exactly the same
-arithmetic inside its own transaction.
+arithmetic inside its own transaction. The profile id is stored under the name ``strategy``
+(the store's column, :attr:`QEntry.strategy` and the export JSON key): that name is part of
+the file and table formats and stays.
 
 >>> e = QEntry.empty("BTC/USDT", "trend_up", "scalp")
 >>> e = e.updated(2.0, alpha=0.25)
@@ -21,7 +23,7 @@ from typing import Any
 from freqtrade_metastrategy.errors import MetaStrategyError
 
 QKey = tuple[str, str, str]
-"""(symbol, regime, strategy) -- regime and strategy as their string values."""
+"""(symbol, regime, profile id) -- regime and profile id as their string values."""
 
 
 def check_reward(reward: float) -> float:
@@ -55,7 +57,8 @@ def check_alpha(alpha: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class QEntry:
-    """Statistics of one (symbol, regime, strategy) cell.
+    """Statistics of one (symbol, regime, profile) cell; ``strategy`` is the profile id (its
+    persisted name).
 
     ``ema_reward`` starts at the first reward (not at 0) and then follows
     ``ema <- (1 - alpha) * ema + alpha * reward``. ``avg_reward`` is ``total_r / count``.
@@ -79,8 +82,8 @@ class QEntry:
     last_update: datetime | None = None
 
     @classmethod
-    def empty(cls, symbol: str, regime: str, strategy: str) -> QEntry:
-        return cls(symbol=symbol, regime=regime, strategy=strategy)
+    def empty(cls, symbol: str, regime: str, profile_id: str) -> QEntry:
+        return cls(symbol=symbol, regime=regime, strategy=profile_id)
 
     @property
     def key(self) -> QKey:
@@ -157,13 +160,13 @@ class QEntry:
 
 @dataclass(frozen=True, slots=True)
 class PooledStats:
-    """Statistics of one strategy in one regime pooled over every symbol.
+    """Statistics of one profile in one regime pooled over every symbol.
 
     ``ema_reward`` is the count-weighted mean of the symbols' EMAs; ``avg_reward`` and
     ``variance`` are those of all pooled rewards.
     """
 
-    strategy: str
+    profile_id: str
     count: int
     ema_reward: float
     avg_reward: float
@@ -171,7 +174,7 @@ class PooledStats:
 
 
 def pool(entries: Iterable[QEntry]) -> dict[str, PooledStats]:
-    """Pool entries (typically all symbols of one regime) per strategy.
+    """Pool entries (typically all symbols of one regime) per profile.
 
     >>> a = QEntry.empty("A", "trend_up", "scalp").updated(1.0, alpha=0.5)
     >>> b = QEntry.empty("B", "trend_up", "scalp").updated(3.0, alpha=0.5).updated(3.0, alpha=0.5)
@@ -187,8 +190,8 @@ def pool(entries: Iterable[QEntry]) -> dict[str, PooledStats]:
         acc[e.strategy] = [n + e.count, w_ema + e.count * e.ema_reward, tot + e.total_r,
                            sq + e.sum_sq_r]
     out: dict[str, PooledStats] = {}
-    for strategy, (n, w_ema, tot, sq) in acc.items():
+    for profile_id, (n, w_ema, tot, sq) in acc.items():
         mean = tot / n
         var = max(0.0, (sq - n * mean * mean) / (n - 1)) if n > 1 else 0.0
-        out[strategy] = PooledStats(strategy, int(n), w_ema / n, mean, var)
+        out[profile_id] = PooledStats(profile_id, int(n), w_ema / n, mean, var)
     return out

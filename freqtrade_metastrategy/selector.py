@@ -1,37 +1,35 @@
-"""The meta-strategy selector: a contextual bandit over (symbol, regime, profile).
+"""The selector: a contextual bandit that chooses a TP/SL profile per (symbol, regime).
 
-Each decision looks at the candidate profiles of the regime (:mod:`.heuristics`) and at what
-the Q-table knows about each of them, then lets the configured policy (:mod:`.policies`)
-choose.
-
-Which statistics the policy sees (the ``min_samples`` rule, with pooling across symbols):
-
-1. the (symbol, regime) cell's own profiles, once the cell holds ``min_samples`` rewards in
-   total over the candidate profiles (the seeds' rule);
-2. otherwise, with ``pool_across_symbols`` (default on), the regime's statistics pooled over
-   every symbol, once the pool holds ``min_samples`` rewards over the candidates (per profile:
-   EMA = count-weighted mean of the symbols' EMAs; mean and variance over all pooled rewards);
-3. otherwise no data: the per-regime heuristic chooses (epsilon-greedy still explores with
-   probability epsilon).
-
-Within the source chosen, a profile without rewards has no data; each policy says how it
-treats such arms. Rewards always update the (symbol, regime, profile) cell; pooling only
-affects how a sparse cell is read. (Gating each *profile* on ``min_samples`` instead was tried
-and rejected: epsilon-greedy then needs ``min_samples`` random explorations of an arm before it
-can see it, and on simulated data sometimes never found the best profile in 500 trades.)
-
-Determinism: the selector owns a ``random.Random(seed)``; the same seed, the same sequence of
-calls and the same rewards give the same decisions.
+A decision takes the regime's candidate profiles (:mod:`.heuristics`) and what the Q-table
+knows about each (:meth:`MetaStrategySelector.profile_stats`: the ``min_samples`` / pooling
+rule), and lets the configured policy (:mod:`.policies`) choose with the selector's own
+``random.Random(seed)``: the same seed, calls and rewards give the same decisions. A trade's
+reward updates its (symbol, regime, profile) cell once. The seeds' names stay as aliases:
+``choose_strategy``, ``StrategyDecision`` with ``strategy_id`` / ``strategy_profile``, and the
+``strategy_id`` argument of ``update_reward``.
 
 >>> from freqtrade_metastrategy.store.base import MemoryStore
 >>> sel = MetaStrategySelector(seed=42, store=MemoryStore())
->>> d = sel.choose_strategy("BTC/USDT", "trend_up")
->>> d.strategy_id, d.is_exploration, round(d.probability, 4), d.reasoning
-('ultra_aggressive', False, 0.9167, 'heuristic (no arm has enough data)')
->>> sel.update_reward("BTC/USDT", "trend_up", d.strategy_id, 2.5, trade_id=1)
+>>> d = sel.choose_profile("BTC/USDT", "trend_up")
+>>> d.profile_id, d.is_exploration, round(d.probability, 4), d.reasoning
+('ultra_aggressive', False, 0.9167, 'heuristic (no profile has enough data)')
+>>> sel.update_reward("BTC/USDT", "trend_up", d.profile_id, 2.5, trade_id=1)
 True
->>> sel.update_reward("BTC/USDT", "trend_up", d.strategy_id, 2.5, trade_id=1)
+>>> sel.update_reward("BTC/USDT", "trend_up", d.profile_id, 2.5, trade_id=1)
 False
+
+The seeds' names (same RNG, so the next decision):
+
+>>> old = sel.choose_strategy("BTC/USDT", "trend_up")
+>>> old.strategy_id == old.profile_id, old.strategy_profile is old.profile
+(True, True)
+>>> sel.update_reward("BTC/USDT", "trend_up", strategy_id=old.strategy_id, reward=1.0,
+...                   trade_id=2)
+True
+>>> sel.update_reward("BTC/USDT", "trend_up", "scalp", 1.0, strategy_id="scalp", trade_id=3)
+Traceback (most recent call last):
+...
+TypeError: update_reward(): give profile_id or strategy_id (its old name), not both
 """
 
 from __future__ import annotations
@@ -43,16 +41,17 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
 from random import Random
-from typing import Any
+from typing import Any, cast, overload
 
 from freqtrade_metastrategy.errors import ConfigError
 from freqtrade_metastrategy.heuristics import (
     DEFAULT_HEURISTIC,
     REGIME_NAMES,
     candidates,
+    check_heuristic,
     heuristic_choice,
 )
-from freqtrade_metastrategy.policies import NO_DATA, ArmStats, Policy, make_policy
+from freqtrade_metastrategy.policies import NO_DATA, Policy, ProfileStats, make_policy
 from freqtrade_metastrategy.profiles import DEFAULT_STRATEGY, ProfileRegistry, StrategyProfile
 from freqtrade_metastrategy.qtable import check_alpha, check_reward, pool
 from freqtrade_metastrategy.store.base import MemoryStore, QStore
@@ -110,12 +109,7 @@ class SelectorConfig:
         self._check_types(p)
         if not isinstance(self.pool_across_symbols, bool):
             raise ConfigError(f"{p}.pool_across_symbols", "must be true or false")
-        for regime in self.heuristic:
-            if regime not in REGIME_NAMES:
-                raise ConfigError(
-                    f"{p}.heuristic.{regime}",
-                    f"unknown regime; allowed: {', '.join(REGIME_NAMES)}",
-                )
+        check_heuristic(self.heuristic, prefix=p)
         # builds (and so validates) the policy and its parameters
         self.build_policy()
 
@@ -165,17 +159,19 @@ def _is_number(value: object) -> bool:
 
 
 @dataclass(frozen=True)
-class StrategyDecision:
-    """The outcome of :meth:`MetaStrategySelector.choose_strategy`.
+class ProfileDecision:
+    """The outcome of :meth:`MetaStrategySelector.choose_profile`.
 
     ``probability`` is the probability of this choice under the policy in this state (for
     off-policy evaluation); ``q_values`` the estimates the policy saw (``None`` = no data).
+    ``strategy_id`` / ``strategy_profile`` are the seeds' names of ``profile_id`` / ``profile``
+    (and ``strategy_id`` stays the key in :meth:`to_dict`).
     """
 
     symbol: str
     regime: str
-    strategy_id: str
-    strategy_profile: StrategyProfile
+    profile_id: str
+    profile: StrategyProfile
     is_exploration: bool
     is_heuristic: bool
     probability: float
@@ -185,11 +181,21 @@ class StrategyDecision:
     candidates: tuple[str, ...]
     q_values: Mapping[str, float | None]
 
+    @property
+    def strategy_id(self) -> str:
+        """Alias of :attr:`profile_id` (the seeds' name)."""
+        return self.profile_id
+
+    @property
+    def strategy_profile(self) -> StrategyProfile:
+        """Alias of :attr:`profile` (the seeds' name)."""
+        return self.profile
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol,
             "regime": self.regime,
-            "strategy_id": self.strategy_id,
+            "strategy_id": self.profile_id,
             "is_exploration": self.is_exploration,
             "is_heuristic": self.is_heuristic,
             "probability": self.probability,
@@ -199,6 +205,10 @@ class StrategyDecision:
             "candidates": list(self.candidates),
             "q_values": dict(self.q_values),
         }
+
+
+StrategyDecision = ProfileDecision
+"""The seeds' name of :class:`ProfileDecision`."""
 
 
 class MetaStrategySelector:
@@ -239,8 +249,8 @@ class MetaStrategySelector:
         self.log_level = log_level
         self.profiles = profiles if profiles is not None else ProfileRegistry()
         self.profiles.require(config.default_strategy, "metastrategy.default_strategy")
-        for regime, sid in config.heuristic.items():
-            self.profiles.require(sid, f"metastrategy.heuristic.{regime}")
+        for regime, profile_id in config.heuristic.items():
+            self.profiles.require(profile_id, f"metastrategy.heuristic.{regime}")
         self.policy = config.build_policy()
         self.store: QStore = store if store is not None else MemoryStore()
         self.rng = Random(config.seed)
@@ -270,41 +280,58 @@ class MetaStrategySelector:
         r = _name(regime)
         return self._candidates.get(r) or tuple(candidates(self.profiles, r))
 
-    def arm_stats(self, symbol: str, regime: str, arms: tuple[str, ...]) -> dict[str, ArmStats]:
-        """Per-arm estimates after the ``min_samples`` / pooling rule (see module doc)."""
+    def profile_stats(
+        self, symbol: str, regime: str, profile_ids: tuple[str, ...]
+    ) -> dict[str, ProfileStats]:
+        """Per-profile estimates after the ``min_samples`` / pooling rule:
+
+        1. the (symbol, regime) cell's own profiles, once the cell holds ``min_samples``
+           rewards in total over the candidate profiles (the seeds' rule);
+        2. otherwise, with ``pool_across_symbols`` (default on), the regime's statistics pooled
+           over every symbol, once the pool holds ``min_samples`` rewards over the candidates
+           (per profile: EMA = count-weighted mean of the symbols' EMAs; mean and variance
+           over all pooled rewards);
+        3. otherwise no data (:data:`~.policies.NO_DATA` for every candidate): the per-regime
+           heuristic chooses (epsilon-greedy still explores with probability epsilon).
+
+        Within the source chosen, a profile without rewards has no data; each policy says how
+        it treats such profiles. Pooling only affects how a sparse cell is read. (Gating each
+        *profile* on ``min_samples`` was rejected: epsilon-greedy then needs ``min_samples``
+        random explorations of a profile before it can see it.)
+        """
         n = self.config.min_samples
-        cells = {a: self.store.get(symbol, regime, a) for a in arms}
+        cells = {pid: self.store.get(symbol, regime, pid) for pid in profile_ids}
         if sum(c.count for c in cells.values() if c is not None) >= n:
             return {
-                a: ArmStats(c.count, c.ema_reward, c.avg_reward, c.variance, "cell")
+                pid: ProfileStats(c.count, c.ema_reward, c.avg_reward, c.variance, "cell")
                 if c is not None and c.count else NO_DATA
-                for a, c in cells.items()
+                for pid, c in cells.items()
             }
         if self.config.pool_across_symbols:
             pooled = pool(self.store.iter_regime(regime))
-            if sum(pooled[a].count for a in arms if a in pooled) >= n:
+            if sum(pooled[pid].count for pid in profile_ids if pid in pooled) >= n:
                 return {
-                    a: ArmStats(p.count, p.ema_reward, p.avg_reward, p.variance, "pool")
-                    if (p := pooled.get(a)) is not None else NO_DATA
-                    for a in arms
+                    pid: ProfileStats(p.count, p.ema_reward, p.avg_reward, p.variance, "pool")
+                    if (p := pooled.get(pid)) is not None else NO_DATA
+                    for pid in profile_ids
                 }
-        return dict.fromkeys(arms, NO_DATA)
+        return dict.fromkeys(profile_ids, NO_DATA)
 
-    def choose_strategy(
+    def choose_profile(
         self, symbol: str, regime: object, context: object = None
-    ) -> StrategyDecision:
+    ) -> ProfileDecision:
         """Choose a profile for ``symbol`` in ``regime`` (a MarketRegime or its value).
 
         ``context`` (a MarketContext) is accepted for compatibility with the seeds' API and
         is not used by the built-in policies.
         """
         r = _name(regime)
-        arms = self.candidates_for(r)
-        stats = self.arm_stats(symbol, r, arms)
+        profile_ids = self.candidates_for(r)
+        stats = self.profile_stats(symbol, r, profile_ids)
         fallback = heuristic_choice(
-            self.profiles, r, arms, self.config.heuristic, self.config.default_strategy
+            self.profiles, r, profile_ids, self.config.heuristic, self.config.default_strategy
         )
-        pull = self.policy.pull(arms, stats, self.rng, fallback=fallback)
+        pull = self.policy.pull(profile_ids, stats, self.rng, fallback=fallback)
         self.total_decisions += 1
         if pull.explored:
             self.total_explorations += 1
@@ -312,7 +339,7 @@ class MetaStrategySelector:
             self.total_heuristic += 1
         else:
             self.total_exploitations += 1
-        chosen = stats[pull.arm]
+        chosen = stats[pull.profile_id]
         if pull.heuristic:
             confidence = 0.5
         elif pull.explored:
@@ -322,59 +349,88 @@ class MetaStrategySelector:
         reasoning = pull.reason
         if chosen.source == "pool" and not pull.explored:
             reasoning += " (pooled over symbols)"
-        decision = StrategyDecision(
+        decision = ProfileDecision(
             symbol=symbol,
             regime=r,
-            strategy_id=pull.arm,
-            strategy_profile=self.profiles[pull.arm],
+            profile_id=pull.profile_id,
+            profile=self.profiles[pull.profile_id],
             is_exploration=pull.explored,
             is_heuristic=pull.heuristic,
             probability=pull.probability,
             confidence=confidence,
             reasoning=reasoning,
             policy=self.policy.name,
-            candidates=arms,
-            q_values={a: (s.ema if s.known else None) for a, s in stats.items()},
+            candidates=profile_ids,
+            q_values={pid: (s.ema if s.known else None) for pid, s in stats.items()},
         )
-        logger.debug("[STRATEGY] %s %s -> %s (%s)", symbol, r, pull.arm, reasoning)
+        logger.debug("[STRATEGY] %s %s -> %s (%s)", symbol, r, pull.profile_id, reasoning)
         return decision
 
+    def choose_strategy(
+        self, symbol: str, regime: object, context: object = None
+    ) -> ProfileDecision:
+        """The seeds' name of :meth:`choose_profile`."""
+        return self.choose_profile(symbol, regime, context)
+
     # -- learning ----------------------------------------------------------------------------
+    @overload
+    def update_reward(
+        self, symbol: str, regime: object, profile_id: object, reward: float,
+        trade_id: object = None, at: datetime | None = None, *,
+        probability: float | None = None, closed_at: datetime | None = None,
+    ) -> bool: ...
+
+    @overload
+    def update_reward(
+        self, symbol: str, regime: object, *, strategy_id: object, reward: float,
+        trade_id: object = None, at: datetime | None = None,
+        probability: float | None = None, closed_at: datetime | None = None,
+    ) -> bool: ...
+
     def update_reward(
         self,
         symbol: str,
         regime: object,
-        strategy_id: object,
-        reward: float,
+        profile_id: object = None,
+        reward: float | None = None,
         trade_id: object = None,
         at: datetime | None = None,
         *,
         probability: float | None = None,
         closed_at: datetime | None = None,
+        strategy_id: object = None,
     ) -> bool:
-        """Record a trade's realized R. Returns False (a no-op) if ``trade_id`` was settled,
+        """Record a trade's realized R for the profile ``profile_id`` (also accepted under the
+        seeds' keyword ``strategy_id``). Returns False (a no-op) if ``trade_id`` was settled,
         or if the trade closed (``closed_at``) before the store's watermark.
 
         Raises :class:`~freqtrade_metastrategy.errors.MetaStrategyError` for a non-finite
         reward (nothing is written).
         """
+        if strategy_id is not None:
+            if profile_id is not None:
+                raise TypeError("update_reward(): give profile_id or strategy_id (its old "
+                                "name), not both")
+            profile_id = strategy_id
+        if profile_id is None:
+            raise TypeError("update_reward() missing required argument: 'profile_id'")
         r = _name(regime)
-        sid = _name(strategy_id)
-        value = check_reward(reward)
+        pid = _name(profile_id)
+        value = check_reward(cast(float, reward))  # refuses None like any non-number
         entry = self.store.apply_reward(
-            symbol, r, sid, value, alpha=self.alpha, trade_id=trade_id, at=at,
+            symbol, r, pid, value, alpha=self.alpha, trade_id=trade_id, at=at,
             probability=probability, closed_at=closed_at,
         )
         if entry is None:
             self.duplicate_updates += 1
             logger.log(self.log_level, "[RL UPDATE] %s %s %s: trade %s already settled (or "
-                       "closed before the store's watermark), ignored", symbol, r, sid, trade_id)
+                       "closed before the store's watermark), ignored", symbol, r, pid, trade_id)
             return False
         self.total_updates += 1
         logger.log(
             self.log_level,
             "[RL UPDATE] %s %s %s: R=%+.2f, EMA=%.2f, count=%d, WR=%.1f%%",
-            symbol, r, sid, value, entry.ema_reward, entry.count, 100 * entry.win_rate,
+            symbol, r, pid, value, entry.ema_reward, entry.count, 100 * entry.win_rate,
         )
         return True
 

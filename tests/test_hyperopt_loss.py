@@ -1,4 +1,5 @@
-"""user_data/hyperopts/MetaStrategyRLoss.py: R multiples, SQN, guards, Freqtrade loading."""
+"""freqtrade_metastrategy.hyperopt_loss (R multiples, SQN, guards) and its Freqtrade file
+user_data/hyperopts/MetaStrategyRLoss.py (loaded by name)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
+from freqtrade_metastrategy import hyperopt_loss as rloss
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOSS_DIR = REPO_ROOT / "user_data" / "hyperopts"
@@ -30,7 +33,7 @@ def _load_module() -> ModuleType:
     return module
 
 
-rloss = _load_module()
+loss_file = _load_module()
 
 
 def candles(atrs: list[float], start: datetime = T0) -> pd.DataFrame:
@@ -71,7 +74,7 @@ def results_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def loss(results: pd.DataFrame, processed: dict[str, pd.DataFrame]) -> float:
     return float(
-        rloss.MetaStrategyRLoss.hyperopt_loss_function(
+        loss_file.MetaStrategyRLoss.hyperopt_loss_function(
             results=results, trade_count=len(results), min_date=T0, max_date=T0 + 100 * HOUR,
             config={"timeframe": "1h"}, processed=processed, backtest_stats={},
             starting_balance=10_000.0,
@@ -255,3 +258,23 @@ def test_freqtrade_resolver_loads_it_by_name(tmp_path: Path) -> None:
         processed=processed, backtest_stats={}, starting_balance=1000.0,
     )
     assert value == pytest.approx(-2 * 0.25 / math.sqrt(2.75), rel=1e-12)
+
+
+def test_timeframe_falls_back_to_the_class_attribute_freqtrade_sets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Freqtrade's resolver sets ``timeframe`` on the loaded class (the file's subclass).
+    processed = {"BTC/USDT": candles([100.0] * 6)}
+    results = results_of([trade("BTC/USDT", i + 1, p)
+                          for i, p in enumerate([250.0, -100.0, 50.0, -100.0])])
+    cls = loss_file.MetaStrategyRLoss
+
+    def run() -> float:
+        return float(cls.hyperopt_loss_function(
+            results=results, trade_count=4, min_date=T0, max_date=T0, config={},
+            processed=processed, backtest_stats={}, starting_balance=1000.0,
+        ))
+
+    assert run() == rloss.NO_SCORE_LOSS  # no timeframe anywhere
+    monkeypatch.setattr(cls, "timeframe", "1h", raising=False)
+    assert run() == pytest.approx(-2 * 0.25 / math.sqrt(2.75), rel=1e-12)

@@ -39,10 +39,11 @@ from conftest import (
 
 from freqtrade_metastrategy.cli import build_parser as metastrategy_parser
 from freqtrade_metastrategy.loopback import LiveMarketData, LoopbackExchange
+from freqtrade_metastrategy.loopback.book import BookShape, order_book
 from freqtrade_metastrategy.loopback.candles import CandleStore, UnknownSymbolError
 from freqtrade_metastrategy.loopback.cli import build_parser, main
 from freqtrade_metastrategy.loopback.cli import run as loopback_run
-from freqtrade_metastrategy.loopback.markets import BookShape, market_rules, order_book
+from freqtrade_metastrategy.loopback.rules import market_rules
 
 HOUR_MS = 3_600_000
 

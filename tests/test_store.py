@@ -38,7 +38,7 @@ from freqtrade_metastrategy.store import (
     default_store_url,
     open_store,
 )
-from freqtrade_metastrategy.store.sql import _default_pg_driver
+from freqtrade_metastrategy.store.engine import default_pg_driver
 
 PG_URL = os.environ.get("METASTRATEGY_TEST_PG_URL")
 if not PG_URL and os.environ.get("METASTRATEGY_REQUIRE_PG"):
@@ -83,7 +83,7 @@ def replay(ledger: list[LedgerRow], key: tuple[str, str, str], alpha: float) -> 
 def pg_databases() -> Iterator[Callable[[], str]]:
     """Factory of fresh PostgreSQL databases (dropped at the end)."""
     assert PG_URL
-    admin = sa.create_engine(_default_pg_driver(sa.make_url(PG_URL)),
+    admin = sa.create_engine(default_pg_driver(sa.make_url(PG_URL)),
                              isolation_level="AUTOCOMMIT")
     created: list[str] = []
 
@@ -551,7 +551,7 @@ def test_import_of_damaged_document_changes_nothing(store: QStore, damage: str) 
 
 def _make_legacy(url: str) -> None:
     """Turn a store into what an earlier version left: no watermark row."""
-    engine = sa.create_engine(_default_pg_driver(sa.make_url(url)))
+    engine = sa.create_engine(default_pg_driver(sa.make_url(url)))
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM metastrategy_meta WHERE key = 'watermark'")
@@ -781,7 +781,7 @@ def test_empty_file_is_initialised(tmp_path: Path) -> None:
 @needs_pg
 def test_postgresql_opening(pg_databases: Callable[[], str]) -> None:
     url = pg_databases()
-    engine = sa.create_engine(_default_pg_driver(sa.make_url(url)))
+    engine = sa.create_engine(default_pg_driver(sa.make_url(url)))
     try:
         with engine.begin() as conn:  # another application's table, none of ours
             conn.exec_driver_sql("CREATE TABLE trades (id serial PRIMARY KEY, pair text)")
@@ -1039,7 +1039,7 @@ def test_read_only_legacy_store_still_opens(pg_databases: Callable[[], str]) -> 
     with SqlStore(reader_url.render_as_string(hide_password=False), create=False) as reader:
         assert reader.watermark() == first
         assert [r.trade_id for r in reader.ledger()] == ["t1"]
-    engine = sa.create_engine(_default_pg_driver(sa.make_url(url)))
+    engine = sa.create_engine(default_pg_driver(sa.make_url(url)))
     with engine.begin() as conn:
         rows = dict(conn.exec_driver_sql("SELECT key, value FROM metastrategy_meta").all())
         assert "watermark" not in rows  # nothing was written by the reader

@@ -30,6 +30,8 @@ import pandas as pd
 
 from freqtrade_metastrategy.errors import EvaluationError
 from freqtrade_metastrategy.profiles import BUILTIN_PROFILES
+from freqtrade_metastrategy.timerange import to_utc_timestamp
+from freqtrade_metastrategy.trade_math import REWARD_UNITS
 
 __all__ = [
     "ENTRY_COLUMNS",
@@ -52,7 +54,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: The three reward units of the outcome table.
-UNITS: Final[tuple[str, ...]] = ("r_atr", "r_risk", "ret_pct")
+UNITS: Final[tuple[str, ...]] = REWARD_UNITS  # the reward units (trade_math is their home)
 #: Columns that are the same on every row of one entry.
 ENTRY_COLUMNS: Final[tuple[str, ...]] = (
     "entry_id", "pair", "side", "signal_time", "entry_time", "regime",
@@ -68,21 +70,6 @@ def check_unit(unit: str) -> None:
 
 
 # -- time handling -----------------------------------------------------------------------------
-def to_utc_timestamp(value: object, what: str = "time") -> pd.Timestamp:
-    """``value`` as a tz-aware UTC Timestamp; a naive value is taken to be UTC.
-
-    >>> to_utc_timestamp("2024-01-02")
-    Timestamp('2024-01-02 00:00:00+0000', tz='UTC')
-    """
-    try:
-        ts = pd.Timestamp(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise EvaluationError(f"{what}: not a time: {value!r} ({exc})") from None
-    if pd.isna(ts):
-        raise EvaluationError(f"{what}: missing time (NaT)")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _utc_ns(col: pd.Series, name: str) -> IntArray:
     """A tz-aware datetime column as int64 nanoseconds since the epoch (UTC)."""
     s = col

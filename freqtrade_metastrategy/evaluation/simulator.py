@@ -74,7 +74,7 @@ whether the stop was last moved by a candle or by a fill; the fills returned by
 Prices (``tick_size``)
 ----------------------
 With ``tick_size[pair]`` the simulator rounds as a Freqtrade market with that tick does:
-stops are nudged 1e-10 away from the price (``strategy.STOP_NUDGE``) and rounded toward the
+stops are nudged 1e-10 away from the price (``trade_math.STOP_NUDGE``) and rounded toward the
 price (up for longs, down for shorts; ``price_to_precision`` ROUND_UP/ROUND_DOWN), the TP3 fill
 to the nearest tick, and the TP3 trigger and fill go through the 8-decimal profit ratio. Candle
 prices are assumed to be on the tick grid (exchange data is). Without a tick the levels are
@@ -113,15 +113,12 @@ import pandas as pd
 
 from freqtrade_metastrategy.exitplan import net_breakeven
 from freqtrade_metastrategy.profiles import StrategyProfile
+from freqtrade_metastrategy.trade_math import STOP_NUDGE, reward_units
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Relative distance the strategy moves a stop away from the price before Freqtrade rounds it
-#: toward the price (``freqtrade_metastrategy.strategy.STOP_NUDGE``; this module cannot import
-#: the strategy, which imports Freqtrade; the agreement test asserts both are equal).
-STOP_NUDGE = 1e-10
 #: Decimals Freqtrade rounds profit ratios to (``LocalTrade.calc_profit_ratio``).
 RATIO_DECIMALS = 8
 #: A price within this many ticks (relative to the price in ticks) of a multiple of the tick is
@@ -709,12 +706,9 @@ def _simulate(
     # per row
     sgn = ea.sign[se]
     profit = sgn * (res.acc * (1 - sgn * fee) - entry_px[se] * (1 + sgn * fee))
-    r_atr = np.full(rows, np.nan)
-    r_atr[sid] = profit / r_unit[se]
-    r_risk = np.full(rows, np.nan)
-    r_risk[sid] = r_atr[sid] / pa["r_sl"][sp]
-    ret_pct = np.full(rows, np.nan)
-    ret_pct[sid] = 100.0 * profit / entry_px[se]
+    units = reward_units(profit, 1.0, r_unit[se], entry_px[se], pa["r_sl"][sp])
+    r_atr, r_risk, ret_pct = (np.full(rows, np.nan) for _ in range(3))
+    r_atr[sid], r_risk[sid], ret_pct[sid] = units
     reason = np.full(rows, _NO_ENTRY, dtype=np.int8)
     reason[sid] = res.reason
     exit_ns = np.full(rows, np.iinfo(np.int64).min, dtype=np.int64)  # NaT

@@ -6,8 +6,8 @@ restarted against the same exchange finds its orders and balances again. Request
 and API keys are not checked.
 
 - **Orders** (``LIMIT`` and ``MARKET``; ``timeInForce`` GTC / IOC / FOK) are checked against
-  the symbol's rules (:class:`~.markets.MarketRules`: quantity on the lot step, price on the
-  tick, notional at least :data:`~.markets.MIN_NOTIONAL`) and the free balance, like Binance.
+  the symbol's rules (:class:`~.rules.MarketRules`: quantity on the lot step, price on the
+  tick, notional at least :data:`~.rules.MIN_NOTIONAL`) and the free balance, like Binance.
   A market order, and a limit order that crosses the current price (buy at or above it, sell
   at or below), fills at once, completely, **at the current live price** (taker). A limit order
   that does not cross rests (``NEW``, its funds locked) and fills completely at its own price
@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .markets import JSON, MIN_NOTIONAL, MarketRules, fmt
+from .markets import JSON, fmt
+from .rules import MIN_NOTIONAL, MarketRules
 
 FEE_RATE = 0.001  # Binance spot's base taker / maker commission (0.1%)
 DEFAULT_BALANCES: Mapping[str, float] = {"USDT": 100_000.0}

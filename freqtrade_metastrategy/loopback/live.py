@@ -20,7 +20,7 @@
   :meth:`set_prices` (``POST /_control/prices``), under one lock acquisition so no reader sees
   some moved and others not (:meth:`locked` gives readers a consistent multi-symbol view);
   tickers and order books are built around the price, so they move immediately;
-- each symbol has a :class:`~.markets.BookShape` (default: the normal book) set with
+- each symbol has a :class:`~.book.BookShape` (default: the normal book) set with
   :meth:`set_book` / :meth:`reset_book` (``POST /_control/book``): depth scale and spread of the
   order book the server builds around the price; it persists across price moves and is read
   together with the price by :meth:`quote`.
@@ -31,7 +31,7 @@ symbol is also a perpetual (``BTC/USDT:USDT``, Binance id ``BTCUSDT`` too) whose
 is the same live price (one price per base asset: moving ``BTCUSDT`` moves both markets). Mark
 and index price = that price (mark / index candles = the contract candles with no volume;
 premium index 0), funding events every 8h on the UTC grid (00/08/16) with a constant rate, from
-the first shifted candle up to now; the order book has the same :class:`~.markets.BookShape`.
+the first shifted candle up to now; the order book has the same :class:`~.book.BookShape`.
 
 The clock is injectable (``clock`` returns epoch seconds) for deterministic tests.
 This module must not import freqtrade.
@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .book import BookShape
 from .candles import (
     INTERVAL_MS,
     PREMIUM_INDEX,
@@ -64,7 +65,6 @@ from .candles import (
     resample,
 )
 from .derive import DEFAULT_FUNDING_RATE, funding_times
-from .markets import BookShape
 
 Clock = Callable[[], float]
 VOLUME_WINDOW = 24  # live candles get the mean volume of the last stored candles
@@ -258,7 +258,7 @@ class LiveMarketData:
     def set_book(
         self, symbol: str, depth_scale: float = 1.0, spread_bps: float | None = None
     ) -> BookShape:
-        """Set the symbol's order-book shape (see :class:`~.markets.BookShape`; replaces the
+        """Set the symbol's order-book shape (see :class:`~.book.BookShape`; replaces the
         whole shape, so an omitted argument is back to its default). Persists across price
         moves."""
         shape = BookShape(float(depth_scale), None if spread_bps is None else float(spread_bps))

@@ -1,33 +1,23 @@
-"""Binance-shaped JSON payloads built from a :class:`~.candles.MarketData`.
+"""Binance-shaped JSON payloads: the public market endpoints' answers, as pure functions.
 
-Pure functions (no I/O, no HTTP): exchangeInfo, klines rows, order book, tickers, and the
-USDT-M futures (``/fapi``) variants: perpetual exchangeInfo entries, funding rates, mark price.
-Numbers are rendered as Binance does: decimal strings with 8 places.
+No I/O, no HTTP: exchangeInfo (spot and USDT-M perpetual entries, from a symbol's
+:class:`~.rules.MarketRules`), klines rows, ``/depth``, bookTicker and 24hr tickers (from an
+:class:`~.book.Book`), funding-rate rows and premiumIndex. Numbers are rendered as Binance
+does: decimal strings with 8 places (:func:`fmt`).
 This module must not import freqtrade.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from .candles import Candles, FundingRates, MarketData, SymbolInfo
+from .book import Book
+from .candles import Candles, FundingRates
+from .rules import FUTURES_MIN_NOTIONAL, MAX_DECIMALS, MAX_NOTIONAL, MIN_NOTIONAL, MarketRules
 
 JSON = dict[str, Any]
 
-MIN_NOTIONAL = 5.0  # USDT, Binance spot's NOTIONAL filter
-# USDT-M MIN_NOTIONAL: Binance asks 5 USDT for most perpetuals (100 for BTCUSDT, 20 for ETHUSDT);
-# the loopback uses 5 everywhere so small test stakes are never rejected.
-FUTURES_MIN_NOTIONAL = 5.0
 PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # 2100-12-25: Binance's deliveryDate of perpetuals
-MAX_NOTIONAL = 9_000_000.0
-MAX_DECIMALS = 8
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 
 
 def fmt(value: float, decimals: int = MAX_DECIMALS) -> str:
@@ -39,71 +29,6 @@ def fmt(value: float, decimals: int = MAX_DECIMALS) -> str:
     '0.0001'
     """
     return f"{value:.{decimals}f}"
-
-
-def price_decimals(prices: npt.NDArray[np.float64]) -> int:
-    """Fewest decimals that represent every price exactly (capped at 8).
-
-    >>> price_decimals(np.array([42283.58, 42000.1]))
-    2
-    >>> price_decimals(np.array([0.6123, 0.61]))
-    4
-    """
-    values = np.asarray(prices, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    for decimals in range(MAX_DECIMALS):
-        scaled = values * 10.0**decimals
-        if np.allclose(scaled, np.round(scaled), rtol=1e-12, atol=1e-6):
-            return decimals
-    return MAX_DECIMALS
-
-
-def step_decimals(price: float) -> int:
-    """Decimals of the lot step: one step is worth between 0.1 and 1 quote unit at ``price``
-    (BTC@42k -> 5, ETH@2.3k -> 4, SOL@100 -> 3, XRP@0.6 -> 0), within 0..8.
-
-    >>> [step_decimals(p) for p in (42283.58, 2300.0, 101.0, 0.62)]
-    [5, 4, 3, 0]
-    """
-    if not math.isfinite(price) or price <= 0:
-        return MAX_DECIMALS
-    return max(0, min(MAX_DECIMALS, -math.ceil(math.log10(0.1 / price))))
-
-
-@dataclass(frozen=True)
-class MarketRules:
-    """Trading rules of one symbol (what exchangeInfo's filters say)."""
-
-    info: SymbolInfo
-    price_decimals: int
-    qty_decimals: int
-
-    @property
-    def tick(self) -> float:
-        return 10.0**-self.price_decimals
-
-    @property
-    def step(self) -> float:
-        return 10.0**-self.qty_decimals
-
-    def round_price(self, price: float, mode: str = "nearest") -> float:
-        """Snap a price to the tick grid ("down", "up" or "nearest")."""
-        scaled = Decimal(repr(price)).scaleb(self.price_decimals)
-        rounding = {"down": "ROUND_FLOOR", "up": "ROUND_CEILING"}.get(mode, "ROUND_HALF_EVEN")
-        return float(scaled.to_integral_value(rounding=rounding).scaleb(-self.price_decimals))
-
-    def round_qty(self, qty: float) -> float:
-        scale = 10.0**self.qty_decimals
-        return float(math.floor(qty * scale + 1e-9) / scale)
-
-
-def market_rules(data: MarketData, symbol: str) -> MarketRules:
-    info = data.symbol_info(symbol)
-    return MarketRules(
-        info=info,
-        price_decimals=price_decimals(data.price_sample(symbol)),
-        qty_decimals=step_decimals(data.last_price(symbol)),
-    )
 
 
 def symbol_entry(rules: MarketRules) -> JSON:
@@ -322,103 +247,6 @@ def kline_rows(candles: Candles) -> list[list[Any]]:
             ]
         )
     return rows
-
-
-@dataclass(frozen=True)
-class Book:
-    bids: list[tuple[float, float]]  # best (highest) first
-    asks: list[tuple[float, float]]  # best (lowest) first
-
-
-MAX_SPREAD_BPS = 10_000.0  # a wider spread would put the best bid at or below zero
-
-
-@dataclass(frozen=True)
-class BookShape:
-    """How :func:`order_book` deviates from its default book (live mode's ``/_control/book``).
-
-    ``depth_scale`` (> 0) multiplies every level's quantity (never below one lot step);
-    ``spread_bps`` (0..10000, or ``None`` for the default book) is the distance between best bid
-    and best ask in basis points of the last price, rounded up to the tick (at least one tick:
-    never narrower than asked, less than one tick wider) and centred on the last price.
-    """
-
-    depth_scale: float = 1.0
-    spread_bps: float | None = None
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.depth_scale) and self.depth_scale > 0):
-            raise ValueError(f"depth_scale must be a number > 0, got {self.depth_scale!r}")
-        if self.spread_bps is not None and not (
-            math.isfinite(self.spread_bps) and 0 <= self.spread_bps <= MAX_SPREAD_BPS
-        ):
-            raise ValueError(
-                f"spread_bps must be a number in 0..{MAX_SPREAD_BPS:g}, got {self.spread_bps!r}"
-            )
-
-    @property
-    def is_default(self) -> bool:
-        return self.depth_scale == 1.0 and self.spread_bps is None
-
-    def as_json(self) -> JSON:
-        return {
-            "depth_scale": self.depth_scale,
-            "spread_bps": self.spread_bps,
-            "default": self.is_default,
-        }
-
-
-def order_book(
-    rules: MarketRules,
-    last: float,
-    levels: int,
-    *,
-    depth_scale: float = 1.0,
-    spread_bps: float | None = None,
-) -> Book:
-    """A deterministic, symmetric book around ``last``: best bid < last <= best ask (or
-    bid <= last < ask when ``last`` sits on the grid), a few ticks / 0.5 bp wide steps, and
-    10k..70k quote units of depth per level so small dry-run orders fill at the top.
-
-    ``depth_scale`` multiplies every level's quantity (at least one lot step remains);
-    ``spread_bps`` sets the best bid / best ask distance to that many basis points of ``last``
-    rounded up to the tick (at least one tick), centred on ``last`` (best bid rounded down,
-    best bid <= last <= best ask). The defaults give the default book (see :class:`BookShape`)."""
-    levels = max(1, levels)
-    gap = max(rules.tick, rules.round_price(last * 0.00005, "up"))
-    if spread_bps is None:
-        best_bid = rules.round_price(last - rules.tick / 2, "down")
-        best_ask = rules.round_price(last + rules.tick / 2, "up")
-    else:
-        width = max(rules.tick, rules.round_price(last * spread_bps / 10_000.0, "up"))
-        best_bid = rules.round_price(last - width / 2, "down")
-        best_ask = rules.round_price(best_bid + width, "nearest")
-        if best_ask < last:  # only a one-tick spread off the grid: move it up by a tick
-            best_bid = best_ask
-            best_ask = rules.round_price(best_ask + width, "nearest")
-    if best_ask <= best_bid:
-        best_ask = rules.round_price(best_bid + rules.tick, "nearest")
-    bids: list[tuple[float, float]] = []
-    asks: list[tuple[float, float]] = []
-    for i in range(levels):
-        notional = 10_000.0 * (1 + (i * 5 + 3) % 7) * depth_scale
-        bid = rules.round_price(best_bid - i * gap, "nearest")
-        ask = rules.round_price(best_ask + i * gap, "nearest")
-        if bid > 0:
-            bids.append((bid, max(rules.step, rules.round_qty(notional / bid))))
-        asks.append((ask, max(rules.step, rules.round_qty(notional / ask))))
-    return Book(bids=bids, asks=asks)
-
-
-def depth_limit(requested: int | None) -> int:
-    """Binance accepts 1..5000 (default 100).
-
-    >>> depth_limit(None), depth_limit(7), depth_limit(99999)
-    (100, 7, 5000)
-    """
-    if requested is None:
-        return 100
-    return max(1, min(requested, DEPTH_LIMITS[-1]))
 
 
 def depth_payload(book: Book, update_id: int, rules: MarketRules) -> JSON:

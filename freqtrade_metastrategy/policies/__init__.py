@@ -1,4 +1,5 @@
-"""Selection policies, one per module, chosen by name.
+"""Selection policies, one per module, chosen by name: each picks one TP/SL profile among
+the regime's candidates (the shared opening and interface are in :mod:`.base`).
 
 >>> sorted(POLICIES)
 ['epsilon_greedy', 'random', 'thompson', 'ucb1']
@@ -13,7 +14,14 @@ import math
 from typing import Any
 
 from freqtrade_metastrategy.errors import ConfigError
-from freqtrade_metastrategy.policies.base import NO_DATA, ArmStats, Policy, Pull, greedy_arm
+from freqtrade_metastrategy.policies.base import (
+    NO_DATA,
+    Policy,
+    ProfileStats,
+    Pull,
+    greedy_profile,
+    heuristic_pull,
+)
 from freqtrade_metastrategy.policies.epsilon_greedy import EpsilonGreedy
 from freqtrade_metastrategy.policies.thompson import GaussianThompson
 from freqtrade_metastrategy.policies.ucb import UCB1
@@ -72,12 +80,13 @@ __all__ = [
     "NO_DATA",
     "POLICIES",
     "UCB1",
-    "ArmStats",
     "EpsilonGreedy",
     "GaussianThompson",
     "Policy",
+    "ProfileStats",
     "Pull",
     "UniformRandom",
-    "greedy_arm",
+    "greedy_profile",
+    "heuristic_pull",
     "make_policy",
 ]

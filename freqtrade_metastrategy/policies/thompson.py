@@ -1,15 +1,16 @@
 """Gaussian Thompson sampling on the mean reward.
 
-Each arm's mean has a normal prior ``N(prior_mean, prior_var)``; rewards are treated as normal
-with the arm's sample variance (at least ``min_var``). The posterior is sampled once per arm
-and the largest sample wins. The probability of the choice is estimated with
+Each profile's mean has a normal prior ``N(prior_mean, prior_var)``; rewards are treated as
+normal with the profile's sample variance (at least ``min_var``). The posterior is sampled once
+per profile and the largest sample wins. The probability of the choice is estimated with
 ``propensity_samples`` extra posterior draws (same seeded RNG, so it stays reproducible).
+Until one candidate has data, the heuristic profile decides (the base class's opening).
 
 >>> from random import Random
->>> stats = {"a": ArmStats(count=40, mean=2.0, variance=1.0),
-...          "b": ArmStats(count=40, mean=-1.0, variance=1.0)}
+>>> stats = {"a": ProfileStats(count=40, mean=2.0, variance=1.0),
+...          "b": ProfileStats(count=40, mean=-1.0, variance=1.0)}
 >>> pull = GaussianThompson().pull(["a", "b"], stats, Random(3), fallback="b")
->>> pull.arm, pull.probability, pull.explored
+>>> pull.profile_id, pull.probability, pull.explored
 ('a', 1.0, False)
 """
 
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from random import Random
 
 from freqtrade_metastrategy.errors import ConfigError
-from freqtrade_metastrategy.policies.base import ArmStats, Policy, Pull, greedy_arm, stat
+from freqtrade_metastrategy.policies.base import Policy, ProfileStats, Pull, greedy_profile
 
 
 class GaussianThompson(Policy):
@@ -49,8 +50,8 @@ class GaussianThompson(Policy):
         return {"prior_mean": self.prior_mean, "prior_var": self.prior_var,
                 "min_var": self.min_var}
 
-    def posterior(self, s: ArmStats) -> tuple[float, float]:
-        """(mean, sd) of the posterior of the arm's mean reward."""
+    def posterior(self, s: ProfileStats) -> tuple[float, float]:
+        """(mean, sd) of the posterior of the profile's mean reward."""
         if not s.known:
             return self.prior_mean, math.sqrt(self.prior_var)
         noise = max(s.variance, self.min_var)
@@ -58,29 +59,21 @@ class GaussianThompson(Policy):
         mean = (self.prior_mean / self.prior_var + s.count * s.mean / noise) / precision
         return mean, math.sqrt(1.0 / precision)
 
-    def _draw(self, arms: Sequence[str], post: Mapping[str, tuple[float, float]],
+    def _draw(self, profile_ids: Sequence[str], post: Mapping[str, tuple[float, float]],
               rng: Random, fallback: str) -> str:
-        samples = {a: rng.gauss(*post[a]) for a in arms}
-        return greedy_arm(arms, samples, fallback)
+        samples = {p: rng.gauss(*post[p]) for p in profile_ids}
+        return greedy_profile(profile_ids, samples, fallback)
 
-    def pull(
-        self,
-        arms: Sequence[str],
-        stats: Mapping[str, ArmStats],
-        rng: Random,
-        *,
-        fallback: str,
-    ) -> Pull:
-        if not any(stat(stats, a).known for a in arms):
-            return Pull(fallback, 1.0, False, True, "heuristic (no arm has enough data)")
-        post = {a: self.posterior(stat(stats, a)) for a in arms}
-        arm = self._draw(arms, post, rng, fallback)
+    def _pull(self, profile_ids: Sequence[str], stats: Mapping[str, ProfileStats],
+              rng: Random, *, fallback: str) -> Pull:
+        post = {p: self.posterior(stats[p]) for p in profile_ids}
+        pick = self._draw(profile_ids, post, rng, fallback)
         if self.propensity_samples:
-            hits = sum(self._draw(arms, post, rng, fallback) == arm
+            hits = sum(self._draw(profile_ids, post, rng, fallback) == pick
                        for _ in range(self.propensity_samples))
             prob = max(hits, 1) / self.propensity_samples
         else:
             prob = float("nan")
-        best = greedy_arm(arms, {a: post[a][0] for a in arms}, fallback)
-        return Pull(arm, prob, arm != best, False,
-                    f"thompson: posterior mean={post[arm][0]:+.3f}R sd={post[arm][1]:.3f}")
+        best = greedy_profile(profile_ids, {p: post[p][0] for p in profile_ids}, fallback)
+        return Pull(pick, prob, pick != best, False,
+                    f"thompson: posterior mean={post[pick][0]:+.3f}R sd={post[pick][1]:.3f}")

@@ -1,13 +1,17 @@
 """UCB1 on the mean reward: ``mean + c * sqrt(2 ln N / n)``.
 
-Deterministic: the probability of its choice is 1. Arms without data are tried first (the
-heuristic arm before the others). ``c`` is in R, since rewards are not bounded to [0, 1].
+Deterministic: the probability of its choice is 1. Once one candidate has data, profiles
+without data are tried first (the heuristic profile before the others). ``c`` is in R, since
+rewards are not bounded to [0, 1].
 
 >>> from random import Random
->>> stats = {"a": ArmStats(count=50, mean=0.5), "b": ArmStats(count=2, mean=0.3)}
+>>> stats = {"a": ProfileStats(count=50, mean=0.5), "b": ProfileStats(count=2, mean=0.3)}
 >>> pull = UCB1(c=1.0).pull(["a", "b"], stats, Random(0), fallback="a")
->>> pull.arm, pull.probability, pull.explored
+>>> pull.profile_id, pull.probability, pull.explored
 ('b', 1.0, True)
+>>> UCB1().pull(["a", "b", "c"], {"a": ProfileStats(count=5)}, Random(0), fallback="a")
+Pull(profile_id='b', probability=1.0, explored=True, heuristic=False,
+     reason='ucb1: trying a profile without data')
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from random import Random
 
 from freqtrade_metastrategy.errors import ConfigError
-from freqtrade_metastrategy.policies.base import ArmStats, Policy, Pull, greedy_arm, stat
+from freqtrade_metastrategy.policies.base import Policy, ProfileStats, Pull, greedy_profile
 
 
 class UCB1(Policy):
@@ -31,27 +35,17 @@ class UCB1(Policy):
     def params(self) -> dict[str, float | str | None]:
         return {"c": self.c}
 
-    def pull(
-        self,
-        arms: Sequence[str],
-        stats: Mapping[str, ArmStats],
-        rng: Random,
-        *,
-        fallback: str,
-    ) -> Pull:
-        known = [a for a in arms if stat(stats, a).known]
-        if not known:
-            return Pull(fallback, 1.0, False, True, "heuristic (no arm has enough data)")
-        unknown = [a for a in arms if a not in known]
-        if unknown:
-            arm = fallback if fallback in unknown else unknown[0]
-            return Pull(arm, 1.0, True, False, "ucb1: trying an arm without data")
-        total = sum(stat(stats, a).count for a in arms)
-        log_n = math.log(total)
-        ucb = {a: stat(stats, a).mean + self.c * math.sqrt(2 * log_n / stat(stats, a).count)
-               for a in arms}
-        means = {a: stat(stats, a).mean for a in arms}
-        arm = greedy_arm(arms, ucb, fallback)
-        best_mean = greedy_arm(arms, means, fallback)
-        return Pull(arm, 1.0, arm != best_mean, False,
-                    f"ucb1: mean={means[arm]:+.3f}R, bound={ucb[arm]:+.3f}R")
+    def _pull(self, profile_ids: Sequence[str], stats: Mapping[str, ProfileStats],
+              rng: Random, *, fallback: str) -> Pull:
+        untried = [p for p in profile_ids if not stats[p].known]
+        if untried:
+            pick = fallback if fallback in untried else untried[0]
+            return Pull(pick, 1.0, True, False, "ucb1: trying a profile without data")
+        log_n = math.log(sum(s.count for s in stats.values()))
+        means = {p: stats[p].mean for p in profile_ids}
+        bound = {p: means[p] + self.c * math.sqrt(2 * log_n / stats[p].count)
+                 for p in profile_ids}
+        pick = greedy_profile(profile_ids, bound, fallback)
+        best_mean = greedy_profile(profile_ids, means, fallback)
+        return Pull(pick, 1.0, pick != best_mean, False,
+                    f"ucb1: mean={means[pick]:+.3f}R, bound={bound[pick]:+.3f}R")

@@ -1,4 +1,13 @@
-"""Q-table stores: the contract (:mod:`.base`), :class:`MemoryStore` and :class:`SqlStore`.
+"""Q-table stores, and :func:`open_store` to open the one ``metastrategy.store_url`` names.
+
+* :mod:`.base`: the store contract (:class:`QStore`), :class:`LedgerRow`, the JSON document
+  and :class:`MemoryStore` (backtests, hyperopt, tests);
+* :mod:`.engine`: from a URL to a SQLAlchemy engine: URL checks and password masking, the
+  SQLite file checks and its WAL / ``synchronous`` / ``BEGIN IMMEDIATE`` engine, PostgreSQL's
+  driver, database error messages;
+* :mod:`.schema`: the ``metastrategy_*`` tables, their version and column checks, creation and
+  watermark stamping, and the rows <-> dataclass mapping derived from the dataclass fields;
+* :mod:`.sql`: :class:`SqlStore`, the store's transactions (rewards, replacements, reads).
 
 This package never imports Freqtrade.
 
@@ -17,7 +26,8 @@ import sqlalchemy as sa
 
 from freqtrade_metastrategy.errors import StoreError
 from freqtrade_metastrategy.store.base import FORMAT, LedgerRow, MemoryStore, QStore
-from freqtrade_metastrategy.store.sql import STORE_URL_FIELD, SqlStore
+from freqtrade_metastrategy.store.engine import STORE_URL_FIELD
+from freqtrade_metastrategy.store.sql import SqlStore
 
 __all__ = [
     "FORMAT",

@@ -1,280 +1,71 @@
-"""SQL Q-table store: a SQLite file, PostgreSQL, or any SQLAlchemy URL (SQLAlchemy Core only).
+"""SQL Q-table store (:class:`SqlStore`): the store's transactions on SQLite, PostgreSQL or any
+SQLAlchemy URL (SQLAlchemy Core only; opening in :mod:`.engine`, tables in :mod:`.schema`).
 
-Tables (all prefixed ``metastrategy_`` so they can share a database with other applications):
-
-* ``metastrategy_meta``: ``key``/``value`` rows ``app = freqtrade-metastrategy``,
-  ``schema_version = 1`` and ``watermark`` (ISO-8601, UTC; see :meth:`SqlStore.watermark`);
-* ``metastrategy_qtable``: one row per (symbol, regime, strategy) cell with every
-  :class:`~freqtrade_metastrategy.qtable.QEntry` field; floats as double precision,
-  ``last_update`` as ISO-8601 text (time zones round-trip exactly);
-* ``metastrategy_ledger``: one row per settled reward; ``seq`` is the autoincrement key,
-  ``trade_id`` is UNIQUE (NULLs allowed), ``settled_at`` is ISO-8601 text.
-
-Durability and concurrency
---------------------------
-SQLite: WAL journal, ``synchronous=FULL`` (a committed reward survives a power cut), a 30 s busy
-timeout, and every write transaction starts with ``BEGIN IMMEDIATE`` (pysqlite's own
-transaction handling is switched off), so read-modify-write from several processes is
-serialized by SQLite's write lock: no lost update and no "database is locked" on a lock upgrade.
-
-PostgreSQL: READ COMMITTED; the cell is created if missing with ``INSERT ... ON CONFLICT DO
-NOTHING`` and locked with ``SELECT ... FOR UPDATE`` before it is rewritten.
-
-:meth:`SqlStore.apply_reward` is one transaction: ledger row first (a ``trade_id`` already
-present makes it roll back and return ``None``), then the cell. If it raises
-:class:`~freqtrade_metastrategy.errors.StoreError` because the connection failed, the outcome
-may be unknown (e.g. the connection dropped during COMMIT); retrying with the same
-``trade_id`` is always safe.
-
-Opening never replaces, truncates or recreates anything: a file that is not a SQLite
-database, another application's ``metastrategy_meta``, an unknown ``schema_version`` or missing
-columns raise :class:`~freqtrade_metastrategy.errors.StoreError` before anything is written.
-Only a database without any ``metastrategy_`` table (new or empty file, or a database holding
-other applications' tables) gets the tables created. A store written before the watermark existed
-gets one at its first open (the earliest ``settled_at`` in its ledger, else the time of that
-open), serialized like the table creation.
+:meth:`SqlStore.apply_reward` is one transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the
+cell locked ``FOR UPDATE``): the ledger row first (an already settled ``trade_id`` rolls it
+back and returns ``None``), then the cell, so retrying after an unknown outcome is safe.
+Replacements (reset, import) swap the whole content and the watermark in one transaction;
+an export reads one snapshot. Opening never replaces, truncates or recreates anything.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import stat
-import threading
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection
 
 from freqtrade_metastrategy.errors import StoreError
 from freqtrade_metastrategy.qtable import QEntry, QKey
 from freqtrade_metastrategy.store.base import (
-    ENTRY_FLOAT_FIELDS,
     FORMAT,
     FORMAT_VERSION,
     LedgerRow,
     QStore,
     check_finite,
-    check_time,
     content_start,
     norm_trade_id,
     not_empty_error,
 )
-
-APP: Final = "freqtrade-metastrategy"
-SCHEMA_VERSION: Final = 1
-BUSY_TIMEOUT_S: Final = 30.0
-STORE_URL_FIELD: Final = "metastrategy.store_url"
-WATERMARK_KEY: Final = "watermark"
-SQLITE_MAGIC: Final = b"SQLite format 3\x00"
-SQLITE_SYNCHRONOUS: Final = ("FULL", "EXTRA", "NORMAL")
-_PG_SCHEMA_LOCK: Final = 0x6D657461_7374  # pg_advisory_xact_lock key used while creating tables
-_WRITE_OPTION: Final = "metastrategy_write"
-_URL_EXAMPLES: Final = (
-    'Use "memory", sqlite:////absolute/path/metastrategy.sqlite or '
-    "postgresql://user:password@host/dbname."
+from freqtrade_metastrategy.store.engine import (
+    STORE_URL_FIELD,
+    WRITE_OPTION,
+    db_error,
+    enable_wal,
+    is_read_only,
+    open_engine,
 )
-
-# --------------------------------------------------------------------------------------------
-# Schema
-# --------------------------------------------------------------------------------------------
-#: Text columns that are part of a key: unbounded TEXT, VARCHAR(255) where keys need a length.
-_Name = sa.Text().with_variant(sa.String(255), "mysql", "mariadb")
-
-metadata: Final = sa.MetaData()
-
-meta_table: Final = sa.Table(
-    "metastrategy_meta",
-    metadata,
-    sa.Column("key", _Name, primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
+from freqtrade_metastrategy.store.schema import (
+    ENTRIES,
+    KEY_COLUMNS,
+    LEDGER,
+    WATERMARK_KEY,
+    check_schema,
+    create_or_stamp,
+    key_where,
+    ledger_table,
+    legacy_watermark,
+    meta_table,
+    our_tables,
+    parse_watermark,
+    qtable,
+    read_entries,
+    read_ledger,
+    set_watermark,
+    stored_watermark,
 )
-
-qtable: Final = sa.Table(
-    "metastrategy_qtable",
-    metadata,
-    sa.Column("symbol", _Name, primary_key=True),
-    sa.Column("regime", _Name, primary_key=True),
-    sa.Column("strategy", _Name, primary_key=True),
-    sa.Column("count", sa.Integer, nullable=False),
-    sa.Column("ema_reward", sa.Double, nullable=False),
-    sa.Column("avg_reward", sa.Double, nullable=False),
-    sa.Column("win_count", sa.Integer, nullable=False),
-    sa.Column("loss_count", sa.Integer, nullable=False),
-    sa.Column("total_r", sa.Double, nullable=False),
-    sa.Column("sum_sq_r", sa.Double, nullable=False),
-    sa.Column("last_reward", sa.Double, nullable=False),
-    sa.Column("last_update", sa.Text, nullable=True),
-)
-
-ledger_table: Final = sa.Table(
-    "metastrategy_ledger",
-    metadata,
-    # Plain INTEGER PRIMARY KEY: a rowid alias on SQLite (next seq = max + 1, like
-    # MemoryStore), SERIAL on PostgreSQL.
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("trade_id", _Name, nullable=True),
-    sa.Column("symbol", _Name, nullable=False),
-    sa.Column("regime", _Name, nullable=False),
-    sa.Column("strategy", _Name, nullable=False),
-    sa.Column("reward", sa.Double, nullable=False),
-    sa.Column("probability", sa.Double, nullable=True),
-    sa.Column("settled_at", sa.Text, nullable=True),
-    sa.UniqueConstraint("trade_id", name="uq_metastrategy_ledger_trade_id"),
-)
-
-_TABLES: Final = (meta_table, qtable, ledger_table)
-_KEY_COLUMNS: Final = ("symbol", "regime", "strategy")
-_FLOAT_FIELDS: Final = ENTRY_FLOAT_FIELDS
-_INT_FIELDS: Final = ("count", "win_count", "loss_count")
-
-
-# --------------------------------------------------------------------------------------------
-# Value conversion
-# --------------------------------------------------------------------------------------------
-def _iso(value: datetime | None) -> str | None:
-    plain = check_time(value, "datetime")
-    return None if plain is None else plain.isoformat()
-
-
-def _from_iso(value: object) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value))
-
-
-def legacy_watermark(settled: Iterable[datetime | None], opened: datetime) -> datetime:
-    """The watermark of a store written before watermarks existed: its earliest settlement
-    (naive times are UTC), else ``opened``.
-
-    >>> legacy_watermark([None], datetime(2025, 1, 1, tzinfo=UTC)).year
-    2025
-    """
-    times = [t if t.utcoffset() is not None else t.replace(tzinfo=UTC)
-             for t in settled if t is not None]
-    return min(times).astimezone(UTC) if times else opened
-
-
-def _entry_values(e: QEntry) -> dict[str, Any]:
-    return {
-        "symbol": e.symbol,
-        "regime": e.regime,
-        "strategy": e.strategy,
-        "count": e.count,
-        "ema_reward": e.ema_reward,
-        "avg_reward": e.avg_reward,
-        "win_count": e.win_count,
-        "loss_count": e.loss_count,
-        "total_r": e.total_r,
-        "sum_sq_r": e.sum_sq_r,
-        "last_reward": e.last_reward,
-        "last_update": _iso(e.last_update),
-    }
-
-
-def _entry_from_row(m: sa.RowMapping) -> QEntry:
-    return QEntry(
-        symbol=str(m["symbol"]),
-        regime=str(m["regime"]),
-        strategy=str(m["strategy"]),
-        count=int(m["count"]),
-        ema_reward=float(m["ema_reward"]),
-        avg_reward=float(m["avg_reward"]),
-        win_count=int(m["win_count"]),
-        loss_count=int(m["loss_count"]),
-        total_r=float(m["total_r"]),
-        sum_sq_r=float(m["sum_sq_r"]),
-        last_reward=float(m["last_reward"]),
-        last_update=_from_iso(m["last_update"]),
-    )
-
-
-def _ledger_values(r: LedgerRow) -> dict[str, Any]:
-    return {
-        "seq": r.seq,
-        "trade_id": r.trade_id,
-        "symbol": r.symbol,
-        "regime": r.regime,
-        "strategy": r.strategy,
-        "reward": r.reward,
-        "probability": r.probability,
-        "settled_at": _iso(r.settled_at),
-    }
-
-
-def _ledger_from_row(m: sa.RowMapping) -> LedgerRow:
-    prob = m["probability"]
-    tid = m["trade_id"]
-    return LedgerRow(
-        seq=int(m["seq"]),
-        trade_id=None if tid is None else str(tid),
-        symbol=str(m["symbol"]),
-        regime=str(m["regime"]),
-        strategy=str(m["strategy"]),
-        reward=float(m["reward"]),
-        probability=None if prob is None else float(prob),
-        settled_at=_from_iso(m["settled_at"]),
-    )
-
-
-def _key_where(key: QKey) -> sa.ColumnElement[bool]:
-    symbol, regime, strategy = key
-    return sa.and_(
-        qtable.c.symbol == symbol, qtable.c.regime == regime, qtable.c.strategy == strategy
-    )
-
-
-def _mask_password(url: str) -> str:
-    """Best-effort masking of ``user:password@`` in a string that is not a parsable URL.
-
-    >>> _mask_password("postgresql://ft:p@ss/w:rd@db/ft"), _mask_password("ft:pw@host")
-    ('postgresql://ft:***@db/ft', 'ft:***@host')
-    """
-    if "@" not in url:
-        return url
-    head, host = url.rsplit("@", 1)
-    scheme, sep, userinfo = head.partition("://")
-    if not sep:
-        scheme, userinfo = "", head
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
-
-
-def _db_error(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return text[0] if text else type(orig).__name__
-
-
-def _read_only(exc: BaseException) -> bool:
-    """Whether a failed write was refused because the store may only be read."""
-    text = _db_error(exc).lower()
-    return any(k in text for k in ("readonly", "read-only", "read only", "permission denied"))
-
-
-def _default_pg_driver(url: sa.URL) -> sa.URL:
-    """``postgresql://`` means psycopg 3 since SQLAlchemy 2.1 (psycopg2 before): use whichever
-    of the two is installed, preferring psycopg 3."""
-    if url.drivername != "postgresql":
-        return url
-    for module, driver in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
-        if importlib.util.find_spec(module) is not None:
-            return url.set(drivername=driver)
-    return url
 
 
 class _AlreadySettled(Exception):
     """Raised inside the apply_reward transaction to roll it back (duplicate trade_id)."""
 
 
-# --------------------------------------------------------------------------------------------
-# The store
-# --------------------------------------------------------------------------------------------
 class SqlStore(QStore):
     """Q-table store in a SQL database (see the module docstring for the guarantees).
 
@@ -299,29 +90,16 @@ class SqlStore(QStore):
     ) -> None:
         self._closed = False
         self._unstamped: datetime | None = None  # a read-only legacy store's computed watermark
-        self._lock: AbstractContextManager[Any] = nullcontext()
-        self._sqlite_file: Path | None = None
         #: Test hook: use the portable savepoint code path instead of the dialect upserts.
         self._generic = False
         self.journal_mode: str | None = None
-        parsed = self._parse_url(url)
-        self.dialect = parsed.get_backend_name()
+        self._db = open_engine(url, create=create, sqlite_synchronous=sqlite_synchronous)
+        self._engine = self._db.engine
+        self._lock = self._db.lock
+        self._sqlite_file = self._db.sqlite_file
+        self.location = self._db.location
+        self.dialect = self._db.dialect
         self._is_pg = self.dialect == "postgresql"
-        if self.dialect == "sqlite":
-            sync = str(sqlite_synchronous).upper()
-            if sync not in SQLITE_SYNCHRONOUS:
-                raise StoreError(
-                    f"sqlite_synchronous: must be one of {', '.join(SQLITE_SYNCHRONOUS)}, "
-                    f"got {sqlite_synchronous!r}"
-                )
-            self._engine = self._sqlite_engine(parsed, create, sync)
-        else:
-            self.location = parsed.render_as_string(hide_password=True)
-            parsed = _default_pg_driver(parsed)
-            kwargs: dict[str, Any] = {"pool_pre_ping": True}
-            if self._is_pg:
-                kwargs["isolation_level"] = "READ COMMITTED"
-            self._engine = self._create_engine(parsed, **kwargs)
         try:
             self._open(create)
         except BaseException:
@@ -337,125 +115,6 @@ class SqlStore(QStore):
         return self._sqlite_file
 
     # -- opening -------------------------------------------------------------------------
-    @staticmethod
-    def _parse_url(url: str) -> sa.URL:
-        if not isinstance(url, str) or not url.strip():
-            raise StoreError(f"{STORE_URL_FIELD}: must be a database URL, got {url!r}. "
-                             f"{_URL_EXAMPLES}")
-        try:
-            return sa.make_url(url.strip())
-        except (sa.exc.ArgumentError, ValueError, TypeError):
-            # The exception text would repeat the URL unmasked: leave it out.
-            raise StoreError(
-                f"{STORE_URL_FIELD}: {_mask_password(url)!r} is not a database URL. "
-                f"{_URL_EXAMPLES}"
-            ) from None
-
-    def _create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
-        try:
-            return sa.create_engine(url, **kwargs)
-        except sa.exc.NoSuchModuleError:
-            raise StoreError(
-                f"{STORE_URL_FIELD}: unknown database type {url.drivername!r} in "
-                f"{self.location}. {_URL_EXAMPLES}"
-            ) from None
-        except ImportError as exc:
-            raise StoreError(
-                f"{STORE_URL_FIELD}: the database driver for {self.location} is not installed "
-                f"({exc}); install it (PostgreSQL: pip install 'psycopg[binary]' or "
-                "psycopg2-binary)."
-            ) from exc
-        except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
-            raise StoreError(f"{STORE_URL_FIELD}: invalid URL {self.location} ({exc}).") from exc
-
-    def _sqlite_engine(self, url: sa.URL, create: bool, sync: str) -> Engine:
-        driver = url.get_driver_name()
-        if driver != "pysqlite":
-            raise StoreError(
-                f"{STORE_URL_FIELD}: SQLite driver {driver!r} is not supported; use "
-                "sqlite:////absolute/path/metastrategy.sqlite."
-            )
-        if url.query.get("uri"):
-            raise StoreError(
-                f"{STORE_URL_FIELD}: SQLite URI filenames (uri=true) are not supported; use "
-                "sqlite:////absolute/path/metastrategy.sqlite."
-            )
-        database = url.database or ""
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
-        if database in ("", ":memory:"):
-            self.location = "sqlite in-memory database"
-            kwargs["poolclass"] = StaticPool  # one shared connection = one database
-            kwargs["connect_args"]["check_same_thread"] = False
-            self._lock = threading.RLock()
-        else:
-            path = Path(os.path.abspath(Path(database).expanduser()))
-            self.location = str(path)
-            self._sqlite_file = path
-            self._check_sqlite_file(path, create)
-            # Absolute path: a later chdir must not make new connections open another file.
-            url = url.set(database=str(path))
-        engine = self._create_engine(url, **kwargs)
-        busy_ms = int(BUSY_TIMEOUT_S * 1000)
-
-        def on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Take over transaction control from pysqlite (SQLAlchemy's documented recipe);
-            # these PRAGMAs are per connection and never touch the file.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            try:
-                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                cursor.execute(f"PRAGMA synchronous = {sync}")
-            finally:
-                cursor.close()
-
-        def on_begin(conn: Connection) -> None:
-            write = conn.get_execution_options().get(_WRITE_OPTION, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-        sa.event.listen(engine, "connect", on_connect)
-        sa.event.listen(engine, "begin", on_begin)
-        return engine
-
-    def _recover_hint(self) -> str:
-        if self._sqlite_file is not None:
-            return (
-                "Move it aside or set metastrategy.store_url to another file; if it is a "
-                "backup JSON, load it with `freqtrade-metastrategy import FILE`."
-            )
-        return "Point metastrategy.store_url at another database."
-
-    def _check_sqlite_file(self, path: Path, create: bool) -> None:
-        """Refuse anything that is not an (empty or) SQLite file, before SQLite touches it."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            if not create:
-                raise StoreError(
-                    f"{path}: no such Q-table store (create=False). Check "
-                    f"{STORE_URL_FIELD}."
-                ) from None
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"{path}: cannot create its directory ({exc}). Set {STORE_URL_FIELD} to "
-                    "a writable location."
-                ) from exc
-            return
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot access it ({exc}).") from exc
-        if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"{path} is not a regular file. {self._recover_hint()}")
-        if st.st_size == 0:
-            return  # a new/empty file: SQLite treats it as an empty database
-        try:
-            with path.open("rb") as fh:
-                head = fh.read(len(SQLITE_MAGIC))
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot read it ({exc}).") from exc
-        if head != SQLITE_MAGIC:
-            raise StoreError(f"{path} is not a SQLite database. {self._recover_hint()}")
-
     def _open(self, create: bool) -> None:
         if self._sqlite_file is None:
             try:
@@ -463,13 +122,13 @@ class SqlStore(QStore):
                     pass
             except sa.exc.SQLAlchemyError as exc:
                 raise StoreError(
-                    f"{self.location}: cannot connect ({_db_error(exc)}). Check "
+                    f"{self.location}: cannot connect ({db_error(exc)}). Check "
                     f"{STORE_URL_FIELD} and that the database server is running."
                 ) from exc
         with self._errors("opening", hint=True):
             with self._tx() as conn:
-                present = self._our_tables(conn)
-                stamped = bool(present) and WATERMARK_KEY in self._check_schema(conn)
+                present = our_tables(conn)
+                stamped = bool(present) and WATERMARK_KEY in check_schema(conn, self._db)
             if not present and not create:
                 raise StoreError(
                     f"{self.location} holds no freqtrade-metastrategy tables and "
@@ -477,118 +136,21 @@ class SqlStore(QStore):
                 )
             if not stamped and not present:
                 with self._tx(write=True) as conn:
-                    self._create_or_stamp(conn)
+                    create_or_stamp(conn, self._db)
             elif not stamped:
                 try:
                     with self._tx(write=True) as conn:
-                        self._create_or_stamp(conn)
+                        create_or_stamp(conn, self._db)
                 except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
-                    if not _read_only(exc):
+                    if not is_read_only(exc):
                         raise
                     # A legacy store we may only read (a read-only file, a SELECT-only role):
                     # its watermark is computed, not stamped; nothing can be settled into it.
                     with self._tx() as conn:
-                        settled = (r.settled_at for r in self._read_ledger(conn))
+                        settled = (r.settled_at for r in read_ledger(conn, self.location))
                         self._unstamped = legacy_watermark(settled, content_start())
             if self._sqlite_file is not None:
-                self._enable_wal()
-
-    def _create_or_stamp(self, conn: Connection) -> None:
-        """Create the tables with a watermark, or stamp a legacy store's (earliest
-        settlement, else now), serialized against other processes doing the same."""
-        if self._is_pg:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
-        if not self._our_tables(conn):
-            metadata.create_all(conn)
-            conn.execute(
-                sa.insert(meta_table),
-                [
-                    {"key": "app", "value": APP},
-                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                ],
-            )
-            self._set_watermark(conn, content_start())
-        elif WATERMARK_KEY not in self._check_schema(conn):  # created meanwhile, or legacy
-            settled = (r.settled_at for r in self._read_ledger(conn))
-            self._set_watermark(conn, legacy_watermark(settled, content_start()))
-
-    @staticmethod
-    def _our_tables(conn: Connection) -> set[str]:
-        names = set(sa.inspect(conn).get_table_names())
-        return {t.name for t in _TABLES} & names
-
-    def _check_schema(self, conn: Connection) -> dict[str, str]:
-        """Refuse a foreign or damaged schema; returns the ``metastrategy_meta`` rows."""
-        insp = sa.inspect(conn)
-        names = set(insp.get_table_names())
-        loc, hint = self.location, self._recover_hint()
-        if meta_table.name not in names:
-            raise StoreError(
-                f"{loc} has metastrategy_ tables but no {meta_table.name}: it was not "
-                f"created by {APP} (or is damaged). {hint}"
-            )
-        self._check_columns(insp, meta_table)
-        rows = {str(k): str(v) for k, v in conn.execute(sa.select(meta_table.c.key,
-                                                                   meta_table.c.value))}
-        app = rows.get("app")
-        if app != APP:
-            raise StoreError(
-                f"{loc}: its {meta_table.name} table belongs to {app!r}, not {APP}. {hint}"
-            )
-        version = rows.get("schema_version")
-        if version != str(SCHEMA_VERSION):
-            raise StoreError(
-                f"{loc}: Q-table schema_version {version!r} cannot be read by this version of "
-                f"{APP} (it reads schema_version {SCHEMA_VERSION}). If a newer "
-                f"{APP} wrote it, upgrade; or export it to JSON with the version that wrote "
-                f"it and import that here. {hint}"
-            )
-        for table in (qtable, ledger_table):
-            if table.name not in names:
-                raise StoreError(f"{loc}: table {table.name} is missing (damaged store). {hint}")
-            self._check_columns(insp, table)
-        if WATERMARK_KEY in rows:
-            self._parse_watermark(rows[WATERMARK_KEY])
-        return rows
-
-    def _check_columns(self, insp: sa.Inspector, table: sa.Table) -> None:
-        have = {c["name"] for c in insp.get_columns(table.name)}
-        missing = [c.name for c in table.columns if c.name not in have]
-        if missing:
-            raise StoreError(
-                f"{self.location}: table {table.name} lacks column(s) {', '.join(missing)}: "
-                f"not a {APP} schema_version {SCHEMA_VERSION} store. {self._recover_hint()}"
-            )
-
-    def _enable_wal(self) -> None:
-        """Switch the file to WAL (persistent; a no-op when it already is).
-
-        The switch needs the file to itself, and SQLite answers "database is locked" at once,
-        without waiting out the busy timeout, while another process opens or writes the same
-        store (two bots starting together): retried with a short back-off for up to the busy
-        timeout.
-        """
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        delay = 0.01
-        while True:
-            raw = self._engine.raw_connection()
-            try:
-                cursor = raw.cursor()
-                cursor.execute("PRAGMA journal_mode = WAL")
-                row = cursor.fetchone()
-                cursor.close()
-                break
-            except self._engine.dialect.loaded_dbapi.Error as exc:
-                if "locked" in str(exc).lower() and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise StoreError(
-                    f"{self.location}: cannot switch to WAL journal mode ({exc})."
-                ) from exc
-            finally:
-                raw.close()
-        self.journal_mode = str(row[0]).lower() if row else None
+                self.journal_mode = enable_wal(self._engine, self.location)
 
     # -- plumbing ------------------------------------------------------------------------
     @contextmanager
@@ -599,7 +161,7 @@ class SqlStore(QStore):
             raise StoreError(f"{self.location}: the store is closed.")
         with self._lock, self._engine.connect() as conn:
             if write:
-                conn.execution_options(**{_WRITE_OPTION: True})
+                conn.execution_options(**{WRITE_OPTION: True})
             elif snapshot and self._is_pg:
                 conn.execution_options(isolation_level="REPEATABLE READ",
                                        postgresql_readonly=True)
@@ -612,51 +174,21 @@ class SqlStore(QStore):
         try:
             yield
         except sa.exc.SQLAlchemyError as exc:
-            extra = f" {self._recover_hint()}" if hint else ""
+            extra = f" {self._db.recover_hint}" if hint else ""
             raise StoreError(
-                f"{self.location}: {action} failed ({_db_error(exc)}).{extra}"
+                f"{self.location}: {action} failed ({db_error(exc)}).{extra}"
             ) from exc
-
-    def _entry(self, row: sa.RowMapping) -> QEntry:
-        try:
-            return _entry_from_row(row)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"{self.location}: malformed Q-table row {dict(row)!r} ({exc}).") \
-                from exc
-
-    def _ledger_row(self, row: sa.RowMapping) -> LedgerRow:
-        try:
-            return _ledger_from_row(row)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"{self.location}: malformed ledger row {dict(row)!r} ({exc}).") \
-                from exc
-
-    def _read_entries(
-        self, conn: Connection, symbol: str | None = None, regime: str | None = None
-    ) -> list[QEntry]:
-        stmt = sa.select(qtable)
-        if symbol is not None:
-            stmt = stmt.where(qtable.c.symbol == symbol)
-        if regime is not None:
-            stmt = stmt.where(qtable.c.regime == regime)
-        # Sorted in Python: SQL collations (PostgreSQL locales) differ from str ordering.
-        return sorted((self._entry(r) for r in conn.execute(stmt).mappings()),
-                      key=lambda e: e.key)
-
-    def _read_ledger(self, conn: Connection) -> list[LedgerRow]:
-        stmt = sa.select(ledger_table).order_by(ledger_table.c.seq)
-        return [self._ledger_row(r) for r in conn.execute(stmt).mappings()]
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, symbol: str, regime: str, strategy: str) -> QEntry | None:
         with self._errors("reading a Q-table cell"), self._tx() as conn:
-            stmt = sa.select(qtable).where(_key_where((symbol, regime, strategy)))
+            stmt = sa.select(qtable).where(key_where((symbol, regime, strategy)))
             row = conn.execute(stmt).mappings().first()
-        return None if row is None else self._entry(row)
+        return None if row is None else ENTRIES.from_row(row, self.location)
 
     def entries(self, *, symbol: str | None = None, regime: str | None = None) -> list[QEntry]:
         with self._errors("reading the Q-table"), self._tx() as conn:
-            return self._read_entries(conn, symbol, regime)
+            return read_entries(conn, self.location, symbol, regime)
 
     def iter_regime(self, regime: str) -> Iterator[QEntry]:
         """Cells of one regime (same as MemoryStore.iter_regime; used for pooling)."""
@@ -664,7 +196,7 @@ class SqlStore(QStore):
 
     def ledger(self) -> list[LedgerRow]:
         with self._errors("reading the ledger"), self._tx() as conn:
-            return self._read_ledger(conn)
+            return read_ledger(conn, self.location)
 
     def is_settled(self, trade_id: object) -> bool:
         tid = norm_trade_id(trade_id)
@@ -678,32 +210,13 @@ class SqlStore(QStore):
             return self._read_watermark(conn)
 
     def _read_watermark(self, conn: Connection) -> datetime:
-        value = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == WATERMARK_KEY)
-        ).scalar()
+        value = stored_watermark(conn)
         if value is None:
             if self._unstamped is not None:  # a read-only legacy store
                 return self._unstamped
             raise StoreError(f"{self.location}: {meta_table.name} has no {WATERMARK_KEY} "
-                             f"(damaged store). {self._recover_hint()}")
-        return self._parse_watermark(value)
-
-    def _parse_watermark(self, value: object) -> datetime:
-        try:
-            at: datetime | None = datetime.fromisoformat(str(value))
-        except ValueError:
-            at = None
-        if at is None or at.utcoffset() is None:
-            raise StoreError(f"{self.location}: malformed {WATERMARK_KEY} {value!r} in "
-                             f"{meta_table.name} (damaged store). {self._recover_hint()}")
-        return at.astimezone(UTC)
-
-    @staticmethod
-    def _set_watermark(conn: Connection, at: datetime) -> None:
-        value = at.isoformat()
-        stmt = sa.update(meta_table).where(meta_table.c.key == WATERMARK_KEY)
-        if conn.execute(stmt.values(value=value)).rowcount == 0:
-            conn.execute(sa.insert(meta_table).values(key=WATERMARK_KEY, value=value))
+                             f"(damaged store). {self._db.recover_hint}")
+        return parse_watermark(value, self._db)
 
     @staticmethod
     def _settled(conn: Connection, tid: str) -> bool:
@@ -735,15 +248,8 @@ class SqlStore(QStore):
     ) -> QEntry | None:
         r, a, prob, when, tid = reward, alpha, probability, at, trade_id
         symbol, regime, strategy = key
-        row = {
-            "trade_id": tid,
-            "symbol": symbol,
-            "regime": regime,
-            "strategy": strategy,
-            "reward": r,
-            "probability": prob,
-            "settled_at": _iso(when),
-        }
+        row = LEDGER.values(LedgerRow(0, tid, symbol, regime, strategy, r, prob, when),
+                            without=("seq",))
         try:
             with self._errors("apply_reward"), self._tx(write=True) as conn:
                 if not self._insert_ledger(conn, row):
@@ -755,13 +261,11 @@ class SqlStore(QStore):
                     raise _AlreadySettled  # rolls back: closed before this content began
                 old, exists = self._lock_cell(conn, key)
                 new = old.updated(r, alpha=a, at=when)
-                values = _entry_values(new)
                 if exists:
-                    for k in _KEY_COLUMNS:
-                        del values[k]
-                    conn.execute(sa.update(qtable).where(_key_where(key)).values(**values))
+                    values = ENTRIES.values(new, without=KEY_COLUMNS)
+                    conn.execute(sa.update(qtable).where(key_where(key)).values(**values))
                 else:
-                    conn.execute(sa.insert(qtable).values(**values))
+                    conn.execute(sa.insert(qtable).values(**ENTRIES.values(new)))
                 return new
         except _AlreadySettled:
             return None
@@ -791,18 +295,18 @@ class SqlStore(QStore):
 
     def _lock_cell(self, conn: Connection, key: QKey) -> tuple[QEntry, bool]:
         """The cell to update (locked against concurrent writers) and whether its row exists."""
-        where = _key_where(key)
+        where = key_where(key)
         if self.dialect == "sqlite" and not self._generic:
             # BEGIN IMMEDIATE already holds the database's write lock.
             row = conn.execute(sa.select(qtable).where(where)).mappings().first()
             if row is None:
                 return QEntry.empty(*key), False
-            return self._entry(row), True
-        empty = _entry_values(QEntry.empty(*key))
+            return ENTRIES.from_row(row, self.location), True
+        empty = ENTRIES.values(QEntry.empty(*key))
         if self._is_pg and not self._generic:
             conn.execute(
                 pg.insert(qtable).values(**empty).on_conflict_do_nothing(
-                    index_elements=list(_KEY_COLUMNS)
+                    index_elements=list(KEY_COLUMNS)
                 )
             )
         else:
@@ -812,7 +316,7 @@ class SqlStore(QStore):
             except sa.exc.IntegrityError:
                 pass  # exists already (possibly created by a concurrent transaction)
         row = conn.execute(sa.select(qtable).where(where).with_for_update()).mappings().one()
-        return self._entry(row), True
+        return ENTRIES.from_row(row, self.location), True
 
     def _replace_all(
         self, entries: list[QEntry], ledger: list[LedgerRow], *, watermark: datetime,
@@ -829,13 +333,13 @@ class SqlStore(QStore):
             # Checked inside the write transaction, so no concurrent writer can slip in.
             if require_empty and self._has_data(conn):
                 raise not_empty_error(self.location, source)
-            self._set_watermark(conn, watermark)
+            set_watermark(conn, watermark)
             conn.execute(sa.delete(ledger_table))
             conn.execute(sa.delete(qtable))
             if entries:
-                conn.execute(sa.insert(qtable), [_entry_values(e) for e in entries])
+                conn.execute(sa.insert(qtable), [ENTRIES.values(e) for e in entries])
             if ledger:
-                conn.execute(sa.insert(ledger_table), [_ledger_values(r) for r in ledger])
+                conn.execute(sa.insert(ledger_table), [LEDGER.values(r) for r in ledger])
             if self._is_pg:  # the next seq continues after the highest imported one
                 conn.exec_driver_sql(
                     "SELECT setval(pg_get_serial_sequence('metastrategy_ledger', 'seq'), "
@@ -846,8 +350,8 @@ class SqlStore(QStore):
     def export_dict(self) -> dict[str, Any]:
         """Like :meth:`QStore.export_dict`, but cells and ledger come from one snapshot."""
         with self._errors("export"), self._tx(snapshot=True) as conn:
-            entries = self._read_entries(conn)
-            ledger = self._read_ledger(conn)
+            entries = read_entries(conn, self.location)
+            ledger = read_ledger(conn, self.location)
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
