@@ -34,6 +34,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,3 +387,16 @@ def restore_sigint() -> None:
     that starts the test run in the background leaves SIGINT ignored, children inherit that,
     and Python then never turns SIGINT into KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def module_runner() -> Callable[..., FreqtradeRun]:
+    """``run_freqtrade`` for module-scoped fixtures (the conftest one is function-scoped)."""
+    return freqtrade_runner(default_timeout=300.0)
+
+
+def read_trades(backtest_dir: Path, strategy: str = "MetaStrategy") -> list[dict[str, Any]]:
+    [zpath] = sorted(backtest_dir.glob("*.zip"))
+    with zipfile.ZipFile(zpath) as zf:
+        name = next(n for n in zf.namelist()
+                    if n.endswith(".json") and "_config" not in n and "market" not in n)
+        return list(json.loads(zf.read(name))["strategy"][strategy]["trades"])

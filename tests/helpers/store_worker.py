@@ -1,4 +1,4 @@
-"""Subprocess worker for tests/test_store.py (multi-process and crash tests).
+"""Subprocess worker for tests/store/test_store.py (multi-process and crash tests).
 
 Usage: ``python store_worker.py URL MODE N [PREFIX [PAUSE_S]]``
 

@@ -1,6 +1,6 @@
 """Test-only strategy: :class:`MetaStrategyBase` entering on scripted candles.
 
-Used by ``tests/test_exits_e2e.py`` to drive the real exit machinery (ATR stop, TP1/TP2
+Used by ``tests/adapter/test_exits_e2e.py`` to drive the real exit machinery (ATR stop, TP1/TP2
 partials, breakeven, trailing, TP3 via ``custom_roi``) over hand-built price paths. The signal
 candles come from the config, so the entry fills at the open of the candle after each one::
 

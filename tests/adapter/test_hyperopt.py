@@ -32,13 +32,14 @@ from conftest import (
     REPO_ROOT,
     FreqtradeRun,
     OfflineConfig,
+    module_runner,
+    read_trades,
     write_offline_config,
 )
 from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
 from freqtrade.strategy import DecimalParameter, IntParameter
 from helpers.dryrun import DryRunBot, LoopbackProcess
-from test_strategy_e2e import module_runner, read_trades
 
 from freqtrade_metastrategy.loopback import LoopbackExchange
 from freqtrade_metastrategy.regime import RegimeThresholds

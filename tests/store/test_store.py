@@ -45,7 +45,7 @@ if not PG_URL and os.environ.get("METASTRATEGY_REQUIRE_PG"):
     raise RuntimeError("METASTRATEGY_REQUIRE_PG is set but METASTRATEGY_TEST_PG_URL is not")
 # scripts/test.sh starts a throwaway server and sets both; a bare pytest run skips PostgreSQL.
 needs_pg = pytest.mark.skipif(not PG_URL, reason="METASTRATEGY_TEST_PG_URL not set")
-WORKER = Path(__file__).parent / "helpers" / "store_worker.py"
+WORKER = Path(__file__).resolve().parents[1] / "helpers" / "store_worker.py"
 CELL = ("BTC/USDT", "trend_up", "scalp")  # same as the worker's
 ALPHA = 0.2
 PAUSE = 0.002  # seconds between a worker's updates, so that the two processes interleave

@@ -1,13 +1,13 @@
 """The counterfactual simulator (``freqtrade_metastrategy.evaluation.simulator``), fast, no
 Freqtrade.
 
-1. Every hand-built price path of ``tests/test_exits_e2e.py`` (whose fills are the ones
+1. Every hand-built price path of ``tests/adapter/test_exits_e2e.py`` (whose fills are the ones
    Freqtrade produced), long and short, with and without tick rounding: the simulator's fills
    (fraction, price, tag, candle) and R are the expected ones, to the tolerances of that file.
 2. :data:`EXTRA_CASES`: orderings the e2e paths do not pin (a trailing stop and TP3 in one
    candle, an after-fill stop and TP3 in one candle, a trailing stop hit, the forced exit at the
    end of the data filling at the last candle's *open*). Their expected fills are checked
-   against real Freqtrade backtests in ``tests/test_simulator_agreement.py``.
+   against real Freqtrade backtests in ``tests/evaluation/test_simulator_agreement.py``.
 3. Properties on random walks: R units, all seven built-in profiles, fills inside their candle,
    causality (truncating the data after a trade's exit never changes it), long/short mirror
    symmetry, and the input checks.
@@ -20,10 +20,11 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+import helpers.exit_paths as e2e
 import numpy as np
 import pandas as pd
 import pytest
-import test_exits_e2e as e2e
+from conftest import REPO_ROOT
 from helpers.exit_paths import (
     BASE,
     ENTRY_DATE,
@@ -57,7 +58,7 @@ SIDES = ("long", "short")
 TICKS = (0.01, None)
 
 # ------------------------------------------------------------------------------------------
-# extra hand-built paths (same conventions as tests/test_exits_e2e.py)
+# extra hand-built paths (same conventions as tests/adapter/test_exits_e2e.py)
 # ------------------------------------------------------------------------------------------
 #: Replaces the last candle of a case's frame (the pad normally repeats the last close), in
 #: favourable offsets: shows which price the forced exit at the end of the data takes.
@@ -84,7 +85,7 @@ EXTRA_CASES: list[Case] = [
         lambda g: [
             Fill(P.partial_close_tp1, g.px(2.2), "tp1", 2),
             Fill(P.partial_close_tp2, g.px(3.6), "tp2", 3),
-            Fill(P.partial_close_tp3, e2e._trail(g, 4.4), "trailing_stop_loss", 4),
+            Fill(P.partial_close_tp3, e2e.trail(g, 4.4), "trailing_stop_loss", 4),
         ],
     ),
     Case(
@@ -95,7 +96,7 @@ EXTRA_CASES: list[Case] = [
         [e2e.RISING_ENTRY, Bar(0.6, 3.8, 0.5, 3.6), Bar(3.7, 6.0, 2.5, 5.0)],
         lambda g: [
             Fill(P.partial_close_tp1 + P.partial_close_tp2, g.px(3.7), "tp1+tp2", 2),
-            Fill(P.partial_close_tp3, e2e._trail(g, 3.8), "stop_loss", 2),
+            Fill(P.partial_close_tp3, e2e.trail(g, 3.8), "stop_loss", 2),
         ],
     ),
     Case(
@@ -466,4 +467,4 @@ def test_the_core_never_imports_freqtrade() -> None:
             "freqtrade_metastrategy.evaluation.report; "
             "bad = [m for m in sys.modules if m == 'freqtrade' or m.startswith('freqtrade.')]; "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=e2e.REPO_ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)

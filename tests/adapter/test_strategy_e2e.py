@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from conftest import (
     REPO_ROOT,
     FreqtradeRun,
     OfflineConfig,
-    freqtrade_runner,
+    module_runner,
+    read_trades,
     write_offline_config,
 )
 from freqtrade.data.converter import ohlcv_fill_up_missing_data
@@ -60,14 +60,6 @@ class Backtest:
         return list(self.qtable["ledger"])
 
 
-def read_trades(backtest_dir: Path, strategy: str = "MetaStrategy") -> list[dict[str, Any]]:
-    [zpath] = sorted(backtest_dir.glob("*.zip"))
-    with zipfile.ZipFile(zpath) as zf:
-        name = next(n for n in zf.namelist()
-                    if n.endswith(".json") and "_config" not in n and "market" not in n)
-        return list(json.loads(zf.read(name))["strategy"][strategy]["trades"])
-
-
 def backtest(
     run_freqtrade: Callable[..., FreqtradeRun], cfg: OfflineConfig, timerange: str,
 ) -> Backtest:
@@ -94,11 +86,6 @@ def full_runs(
 def loopback_module() -> Any:
     with LoopbackExchange(DATADIR, port=0) as exchange:
         yield exchange
-
-
-def module_runner() -> Callable[..., FreqtradeRun]:
-    """``run_freqtrade`` for module-scoped fixtures (the conftest one is function-scoped)."""
-    return freqtrade_runner(default_timeout=300.0)
 
 
 def ledger_by_trade(bt: Backtest) -> dict[tuple[str, str], dict[str, Any]]:

@@ -26,10 +26,11 @@ futures moderate 1.9e-4 / 2e-11 (1403, longs and shorts), edge 1.2e-4 / 2e-11 (7
 tick sizes 2-3% of the trades take another path (e.g. a stop a fraction of a tick lower is
 not touched): pass ``tick_size``. The summary line of every run is printed (``pytest -s``).
 
-**Hand-built paths.** ``tests/test_simulator.py``'s :data:`EXTRA_CASES` (trailing stop vs TP3,
-after-fill stop vs TP3, trailing stop hit, stop vs TP3 on the entry candle, forced exit at the
-last candle's open) run through ``PathStrategy`` (spot longs, futures shorts) exactly as
-``tests/test_exits_e2e.py`` does: Freqtrade's fills must be the cases' expected fills, which
+**Hand-built paths.** ``tests/evaluation/test_simulator.py``'s :data:`EXTRA_CASES`
+(trailing stop vs TP3, after-fill stop vs TP3, trailing stop hit, stop vs TP3 on the entry
+candle, forced exit at the last candle's open) run through ``PathStrategy`` (spot longs,
+futures shorts) exactly as
+``tests/adapter/test_exits_e2e.py`` does: Freqtrade's fills must be the cases' expected fills, which
 the fast tests check against the simulator.
 """
 
@@ -52,6 +53,8 @@ from conftest import (
     REPO_ROOT,
     TEST_STRATEGY_PATH,
     FreqtradeRun,
+    module_runner,
+    read_trades,
     write_offline_config,
     write_offline_futures_config,
 )
@@ -67,7 +70,6 @@ from helpers.exit_paths import (
     sign_of,
     write_feather,
 )
-from test_strategy_e2e import module_runner, read_trades
 
 from freqtrade_metastrategy import strategy as strategy_module
 from freqtrade_metastrategy.evaluation import (

@@ -16,7 +16,7 @@ import pytest
 
 from freqtrade_metastrategy import hyperopt_loss as rloss
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LOSS_DIR = REPO_ROOT / "user_data" / "hyperopts"
 LOSS_FILE = LOSS_DIR / "MetaStrategyRLoss.py"
 

@@ -22,7 +22,7 @@ from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simula
 from freqtrade_metastrategy.evaluation.specs import DEFAULT_LEARNERS, LearnerSpec
 from freqtrade_metastrategy.profiles import BUILTIN_PROFILES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMERANGE = "20230101-20230701"
 
 
