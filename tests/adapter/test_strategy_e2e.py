@@ -105,6 +105,18 @@ def signal_atr(pair: str) -> pd.Series:
     return pd.Series(feats["atr"].to_numpy(), index=df["date"])
 
 
+def assert_reward_is_profit(
+    t: dict[str, Any], rows: dict[tuple[str, str], dict[str, Any]], atr: dict[str, pd.Series]
+) -> None:
+    """settled R x 1R (ATR of the signal candle) x filled entry amount == Freqtrade's
+    profit_abs (rounded by Freqtrade to 8 decimals) for trade ``t``."""
+    opened = pd.Timestamp(t["open_date"])
+    row = rows[(t["pair"], opened.isoformat())]
+    one_r = atr[t["pair"]][opened - pd.Timedelta(hours=1)]
+    amount = sum(o["amount"] for o in t["orders"] if o["ft_is_entry"])
+    assert row["reward"] * one_r * amount == pytest.approx(t["profit_abs"], abs=1e-6), t
+
+
 # ---------------------------------------------------------------------------------------------
 def test_backtest_learns_from_every_closed_trade(full_runs: tuple[Backtest, Backtest]) -> None:
     bt, _ = full_runs
@@ -129,12 +141,7 @@ def test_reward_times_risk_is_freqtrades_profit(full_runs: tuple[Backtest, Backt
     atr = {pair: signal_atr(pair) for pair in {t["pair"] for t in bt.trades}}
     exits = Counter()
     for t in bt.trades:
-        opened = pd.Timestamp(t["open_date"])
-        row = rows[(t["pair"], opened.isoformat())]
-        one_r = atr[t["pair"]][opened - pd.Timedelta(hours=1)]
-        amount = sum(o["amount"] for o in t["orders"] if o["ft_is_entry"])
-        # profit_abs is rounded to 8 decimals by Freqtrade
-        assert row["reward"] * one_r * amount == pytest.approx(t["profit_abs"], abs=1e-6), t
+        assert_reward_is_profit(t, rows, atr)
         exits.update(o["ft_order_tag"] for o in t["orders"] if not o["ft_is_entry"])
     # the whole exit ladder was exercised
     assert {"tp1", "stop_loss", "roi"} <= set(exits), exits
@@ -389,11 +396,7 @@ def test_reward_is_freqtrades_profit_with_funding_and_partials(
     atr = {pair: signal_atr(pair.split(":")[0]) for pair in {t["pair"] for t in bt.trades}}
     partial_with_funding = 0
     for t in bt.trades:
-        opened = pd.Timestamp(t["open_date"])
-        row = rows[(t["pair"], opened.isoformat())]
-        one_r = atr[t["pair"]][opened - pd.Timedelta(hours=1)]
-        amount = sum(o["amount"] for o in t["orders"] if o["ft_is_entry"])
-        assert row["reward"] * one_r * amount == pytest.approx(t["profit_abs"], abs=1e-6), t
+        assert_reward_is_profit(t, rows, atr)
         exits = [o for o in t["orders"] if not o["ft_is_entry"]]
         if len(exits) > 1 and abs(t.get("funding_fees") or 0.0) > 1e-6:
             partial_with_funding += 1
