@@ -138,13 +138,12 @@ class MetaSettlementMixin(MetaHyperMixin):
         if not order.safe_filled:  # an exit order cancelled before anything filled
             return
         if self._live and not trade.is_open and (
-            trade.id in self._finished
-            or self.selector.store.is_settled(trade_key(trade))
-            or not self._closed_in_store(trade)
+            trade.id in self._finished or self.selector.store.is_settled(trade_key(trade))
         ):
             # Freqtrade re-handles the closing fill of a closed trade whose fee was never
-            # assigned at every loop: settled already, or closed before this store's content
-            # (both permanent: the watermark only moves forward).
+            # assigned at every loop: settled already (a trade closed before the store's
+            # watermark is refused by the store itself, in the settlement's transaction, and
+            # then lands here as finished).
             self._finished.add(trade.id)
             return
         state = self._state(trade, adopt=trade.is_open)
@@ -191,13 +190,6 @@ class MetaSettlementMixin(MetaHyperMixin):
         if trade.close_profit:
             return float(trade.realized_profit or 0.0)
         return float(trade.close_profit_abs or 0.0)
-
-    def _closed_in_store(self, trade: Trade) -> bool:
-        """Live: whether the closed trade closed while the store's content existed (at or
-        after its watermark: a ``reset``, a new store or an ``import --replace`` forgets what
-        closed before)."""
-        closed = trade.close_date_utc if trade.close_date else None
-        return closed is not None and closed >= self.selector.store.watermark()
 
     def _settle(
         self, trade: Trade, state: TradeState, pnl: float, when: datetime | None

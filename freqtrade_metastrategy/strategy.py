@@ -461,12 +461,12 @@ class MetaStrategyBase(MetaSettlementMixin):
         # The partial fills at the exit side of the book (live, ``current_rate`` is the entry
         # side); backtests pass the candle open for both.
         rate = current_exit_rate
-        if not plan.pays(rate, float(trade.fee_open or 0.0), float(trade.fee_close or 0.0)):
-            return None
         seen = (trade.min_rate if plan.is_short else trade.max_rate) or trade.open_rate
         best = min(seen, rate) if plan.is_short else max(seen, rate)
         new_stage, fraction = plan.partials_due(state.stage, best)
-        if new_stage == state.stage:
+        if new_stage == state.stage or not plan.pays(
+            rate, float(trade.fee_open or 0.0), float(trade.fee_close or 0.0)
+        ):
             return None
         # Never more than what remains (e.g. after a partial forceexit by hand): Freqtrade
         # skips an exit larger than the position; all of it is a full exit.
