@@ -28,6 +28,9 @@ reward_unit ("r_atr")
     ``r_risk`` (R per unit of stop distance: ``r_atr / r_sl``) or ``ret_pct`` (net profit as a
     percent of the position's entry value: what a fixed-stake wallet sees at 1x). The same
     definitions as the evaluation report's units.
+leader_pair (null)
+    the market leader whose trend, volatility and 24 h return are context features of every
+    signal; null = ``BTC/<stake currency>``.
 backtest_qtable_file (null)
     where a backtest writes its learned table; null =
     ``<user_data_dir>/backtest_results/metastrategy_qtable.json``.
@@ -56,7 +59,7 @@ from freqtrade_metastrategy.trade_math import REWARD_UNITS
 SECTION = "metastrategy"
 DEFAULT_SEED = 42
 _OWN_KEYS = ("enabled", "block_illiquid", "store_url", "pretrained", "backtest_qtable_file",
-             "thresholds", "profiles", "reward_unit")
+             "thresholds", "profiles", "reward_unit", "leader_pair")
 _SELECTOR_KEYS = tuple(f.name for f in fields(SelectorConfig))
 
 
@@ -83,6 +86,7 @@ class MetaStrategyConfig:
     store_url: str | None = None
     pretrained: str | None = None
     backtest_qtable_file: str | None = None
+    leader_pair: str | None = None
     reward_unit: str = "r_atr"
     thresholds: RegimeThresholds = field(default_factory=RegimeThresholds)
     profiles: ProfileRegistry = field(default_factory=ProfileRegistry)
@@ -115,6 +119,7 @@ class MetaStrategyConfig:
             store_url=_opt_str(data, "store_url"),
             pretrained=_opt_str(data, "pretrained"),
             backtest_qtable_file=_opt_str(data, "backtest_qtable_file"),
+            leader_pair=_opt_str(data, "leader_pair"),
             reward_unit=reward_unit,
             thresholds=RegimeThresholds.from_dict(thresholds, prefix=f"{SECTION}.thresholds"),
             profiles=ProfileRegistry.from_config(data.get("profiles")),

@@ -24,10 +24,14 @@ Candles: per pair, the rows from the start of the timerange (the startup candles
 to its end -- the simulator force-exits trades still open at the last candle, as a backtest
 over the same timerange does.
 
-No exchange is created and nothing touches the network: the strategy only needs the config
-(``dp`` stays ``None``; :class:`~freqtrade_metastrategy.strategy.MetaStrategyBase` does not use
-it in ``populate_*``). Freqtrade's own modules are imported lazily, so importing this module is
-cheap.
+No exchange is created and nothing touches the network: the strategy gets a data provider
+without an exchange (``DataProvider(config, None)``, as backtesting's, reading the datadir),
+through which it reads the market leader's candles for its context features. Freqtrade's own
+modules are imported lazily, so importing this module is cheap.
+
+Context: each entry's signal-candle ``ctx_*`` columns (:mod:`freqtrade_metastrategy.context`)
+are kept in :attr:`EntrySet.context`; :meth:`EntrySet.outcomes_with_context` adds them to the
+simulator's outcome table, where the contextual policies read them.
 """
 
 from __future__ import annotations
@@ -69,6 +73,19 @@ class EntrySet:
     timeframe: str
     dropped_illiquid: int = 0
     signals: dict[str, int] = field(default_factory=dict)
+    #: context features of each entry's signal candle (rows aligned with ``entries``)
+    context: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def outcomes_with_context(self, outcomes: pd.DataFrame) -> pd.DataFrame:
+        """The simulator's ``outcomes`` (``entry_id`` = position in :attr:`entries`) with the
+        entries' context columns added."""
+        if self.context.empty:
+            return outcomes
+        ids = outcomes["entry_id"].to_numpy(dtype=np.int64)
+        out = outcomes.copy()
+        for col in self.context.columns:
+            out[col] = self.context[col].to_numpy(dtype=np.float64)[ids]
+        return out
 
 
 def load_config(
@@ -113,6 +130,15 @@ def entries_from_frame(
     block_illiquid: bool,
 ) -> tuple[list[Entry], int]:
     """(entries, illiquid signals dropped) of an analysed frame, signals in ``[start, end)``."""
+    entries, dropped, _ = _entries_and_rows(frame, pair, start, end, block_illiquid=block_illiquid)
+    return entries, dropped
+
+
+def _entries_and_rows(
+    frame: pd.DataFrame, pair: str, start: pd.Timestamp, end: pd.Timestamp, *,
+    block_illiquid: bool,
+) -> tuple[list[Entry], int, list[int]]:
+    """:func:`entries_from_frame` plus each entry's row in ``frame``."""
     dates = pd.DatetimeIndex(pd.to_datetime(frame["date"], utc=True))
     in_range = np.asarray((dates >= start) & (dates < end))
 
@@ -126,6 +152,7 @@ def entries_from_frame(
     atr = (frame["atr"].to_numpy(dtype=np.float64) if "atr" in frame
            else np.full(len(frame), np.nan))
     out: list[Entry] = []
+    rows: list[int] = []
     dropped = 0
     for side, mask in (("long", long_ & ~short), ("short", short & ~long_)):
         for i in np.flatnonzero(mask & in_range):
@@ -134,7 +161,8 @@ def entries_from_frame(
                 dropped += 1
                 continue
             out.append(Entry(pair, dates[int(i)], side, float(atr[i]), reg))
-    return out, dropped
+            rows.append(int(i))
+    return out, dropped, rows
 
 
 def load_entries(
@@ -169,8 +197,13 @@ def load_entries(
     if not pairs:
         raise MetaStrategyError("the config's exchange.pair_whitelist is empty")
     datadir = Path(config["datadir"])
+    # the leader's candles for the context features, as Freqtrade's backtest provides them
+    from freqtrade.data.dataprovider import DataProvider
+
+    strat.dp = DataProvider({**config, "timerange": timerange}, None)
     candles: dict[str, pd.DataFrame] = {}
     entries: list[Entry] = []
+    contexts: list[pd.DataFrame] = []
     dropped = 0
     signals: dict[str, int] = {}
     for pair in pairs:
@@ -185,9 +218,11 @@ def load_entries(
         analysed = strat.ft_advise_signals(
             strat.advise_all_indicators({pair: df})[pair], {"pair": pair}
         )
-        got, d = entries_from_frame(analysed, pair, start, end,
-                                    block_illiquid=ms_config.block_illiquid)
+        got, d, rows = _entries_and_rows(analysed, pair, start, end,
+                                         block_illiquid=ms_config.block_illiquid)
         entries.extend(got)
+        ctx_cols = [c for c in analysed.columns if str(c).startswith("ctx_")]
+        contexts.append(analysed[ctx_cols].iloc[rows].reset_index(drop=True))
         dropped += d
         signals[pair] = len(got) + d
         keep = (analysed["date"] >= start) & (analysed["date"] < end)
@@ -197,12 +232,16 @@ def load_entries(
             progress(pair)
     if not candles:
         raise MetaStrategyError(f"no candles in {datadir} for {', '.join(pairs)} ({timerange})")
-    entries.sort(key=lambda e: (e.signal_time, e.pair, e.side))
+    context = pd.concat(contexts, ignore_index=True) if contexts else pd.DataFrame()
+    order = sorted(range(len(entries)),
+                   key=lambda i: (entries[i].signal_time, entries[i].pair, entries[i].side))
+    entries = [entries[i] for i in order]
+    context = context.iloc[order].reset_index(drop=True) if len(context) else context
     fee = config.get("fee")
     return EntrySet(
         candles=candles, entries=entries,
         fee=DEFAULT_FEE if fee is None else float(fee),
         profiles=ms_config.profiles, ms_config=ms_config, timerange=(start, end),
         strategy=str(config.get("strategy")), timeframe=timeframe,
-        dropped_illiquid=dropped, signals=signals,
+        dropped_illiquid=dropped, signals=signals, context=context,
     )

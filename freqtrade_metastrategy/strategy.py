@@ -74,6 +74,8 @@ from freqtrade.strategy import stoploss_from_absolute
 from pandas import DataFrame
 
 from freqtrade_metastrategy.config import MetaStrategyConfig
+from freqtrade_metastrategy.context import CONTEXT_FEATURES, compute_context
+from freqtrade_metastrategy.entry_signals import breakout
 from freqtrade_metastrategy.errors import ConfigError, MetaStrategyError
 from freqtrade_metastrategy.exitplan import TradePlan
 from freqtrade_metastrategy.hyper import LEARNER_PARAMETERS, LIVE_MODES, REGIME_PARAMETERS
@@ -161,6 +163,7 @@ class MetaStrategyBase(MetaSettlementMixin):
         self._last_loop: datetime | None = None
         self._export_registered = False
         self._pretrained_doc: Any = None
+        self._leader_warned = False
         self.selector: MetaStrategySelector = self._new_selector(MemoryStore(), static=True)
 
     # ------------------------------------------------------------------------------------------
@@ -268,6 +271,11 @@ class MetaStrategyBase(MetaSettlementMixin):
         features = compute_regime_features(dataframe, self.timeframe)
         for name in FEATURE_COLUMNS:
             dataframe[name] = features[name].to_numpy()
+        context = compute_context(dataframe, self.timeframe,
+                                  leader=self._leader_candles(metadata["pair"], dataframe),
+                                  fee=self._fee_rate())
+        for name in CONTEXT_FEATURES:
+            dataframe[name] = context[name].to_numpy()
         self._classify(dataframe, metadata["pair"], self.regime_thresholds(static=True))
         p = self.ms_config.profiles[self.ms_config.selector.default_strategy]
         atr = dataframe["atr"]
@@ -275,6 +283,43 @@ class MetaStrategyBase(MetaSettlementMixin):
         for i, level in enumerate(p.tp_levels, start=1):
             dataframe[f"ms_tp{i}_long"] = dataframe["close"] + level * atr
         return dataframe
+
+    @property
+    def leader_pair(self) -> str:
+        """The market leader whose trend, volatility and returns are context features
+        (``metastrategy.leader_pair``, default ``BTC/<stake currency>``)."""
+        return self.ms_config.leader_pair or f"BTC/{self.config.get('stake_currency', 'USDT')}"
+
+    def informative_pairs(self) -> list[tuple[str, str]]:
+        """The leader's candles (live: Freqtrade downloads them with the whitelist's)."""
+        return [(self.leader_pair, self.timeframe)]
+
+    def _leader_candles(self, pair: str, dataframe: DataFrame) -> DataFrame | None:
+        """The leader's candles (this frame when ``pair`` is the leader); None (neutral leader
+        features, warned once) when they cannot be read."""
+        if pair == self.leader_pair:
+            return dataframe
+        if self.dp is None:
+            return None
+        try:
+            df = self.dp.get_pair_dataframe(self.leader_pair, self.timeframe)
+        except Exception as exc:  # any data-provider failure: neutral features
+            df, why = None, str(exc)
+        else:
+            why = "no candles"
+        if df is None or len(df) == 0:
+            if not self._leader_warned:
+                logger.warning("[CONTEXT] leader %s %s: %s; its context features are neutral "
+                               "(0). Add its data, or set metastrategy.leader_pair.",
+                               self.leader_pair, self.timeframe, why)
+                self._leader_warned = True
+            return None
+        return df  # type: ignore[no-any-return]
+
+    def _fee_rate(self) -> float:
+        """The fee per fill the context's ``ctx_fee_r`` uses (config ``fee``, else 0.1%)."""
+        fee = self.config.get("fee")
+        return 0.001 if fee is None else float(fee)
 
     def advise_entry(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
         """Reclassify the regimes under the thresholds in effect, then Freqtrade's own
@@ -314,18 +359,10 @@ class MetaStrategyBase(MetaSettlementMixin):
         be tried. Override this with your own signals: profile selection and exits work with
         any entry.
         """
-        n = self.breakout_period
-        close = dataframe["close"]
-        upper = dataframe["high"].rolling(n).max().shift(1)
-        broke_up = close > upper
-        live = dataframe["volume"] > 0
-        dataframe.loc[broke_up & ~broke_up.shift(1, fill_value=True) & live, "enter_long"] = 1
+        long_, short = breakout(dataframe, self.breakout_period)
+        dataframe.loc[long_, "enter_long"] = 1
         if self.can_short:
-            lower = dataframe["low"].rolling(n).min().shift(1)
-            broke_down = close < lower
-            dataframe.loc[
-                broke_down & ~broke_down.shift(1, fill_value=True) & live, "enter_short"
-            ] = 1
+            dataframe.loc[short, "enter_short"] = 1
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:

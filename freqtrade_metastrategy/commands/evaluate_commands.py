@@ -20,6 +20,7 @@ import pandas as pd
 
 from freqtrade_metastrategy.commands.shared import load_export, read_config, resolve_store_url
 from freqtrade_metastrategy.errors import MetaStrategyError
+from freqtrade_metastrategy.evaluation.evidence import COMPARATOR, pick_default
 from freqtrade_metastrategy.evaluation.metrics import Metrics, compute_metrics
 from freqtrade_metastrategy.evaluation.replay import (
     DEFAULT_LEARNERS,
@@ -54,8 +55,10 @@ __all__ = [
     "DEFAULT_OUT",
     "EVALUATE_DESCRIPTION",
     "add_evaluate_parser",
+    "add_evidence_parser",
     "add_ope_parser",
     "cmd_evaluate",
+    "cmd_evidence",
     "cmd_ope",
 ]
 
@@ -197,8 +200,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise MetaStrategyError(f"no entry signal in {args.timerange}")
         task = prog.add_task(f"simulate {len(es.entries)} entries x {len(es.profiles)} "
                              "profiles", total=1)
-        outcomes = simulate(es.candles, es.entries, dict(es.profiles), fee=es.fee,
-                            tick_size=infer_tick_sizes(es.candles))
+        outcomes = es.outcomes_with_context(
+            simulate(es.candles, es.entries, dict(es.profiles), fee=es.fee,
+                     tick_size=infer_tick_sizes(es.candles)))
         prog.advance(task)
         task = prog.add_task("replay + walk-forward", total=(2 + bool(splits)) * len(units))
         for unit in units:
@@ -414,6 +418,42 @@ def cmd_ope(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence(args: argparse.Namespace) -> int:
+    """``evidence NAME=report.json ...``: the default-policy rule over walk-forward reports."""
+    reports: dict[str, Any] = {}
+    for item in args.reports:
+        name, sep, path = str(item).partition("=")
+        if not sep or not name or not path:
+            raise MetaStrategyError(f"{item!r}: expected NAME=PATH/report.json (e.g. "
+                                    "breakout=user_data/evaluation/report.json)")
+        try:
+            reports[name] = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise MetaStrategyError(f"{name}: cannot read {path}: {exc}") from None
+    ev = pick_default(reports, args.unit)
+    console = _console()
+    signals = list(reports)
+    header = ["policy", "eligible", "sum", *[f"{s} total" for s in signals],
+              *[f"{s} regret vs {COMPARATOR}" for s in signals]]
+    rows = []
+    order = sorted(ev.totals, key=lambda p: -sum(ev.totals[p].values()))
+    for p in order:
+        rs = ev.regret.get(p, {})
+        rows.append([p + (" <- default" if p == ev.chosen else ""),
+                     "yes" if p in ev.eligible else "no", num(sum(ev.totals[p].values())),
+                     *[num(ev.totals[p].get(s, float("nan"))) for s in signals],
+                     *[f"{num(rs[s][0])} ± {num(rs[s][1], '{:.1f}')}" if s in rs else "-"
+                       for s in signals]])
+    _print_table(console, f"[{args.unit}] out-of-sample totals and the default-policy rule",
+                 header, rows)
+    console.print(f"default policy by the rule: {ev.chosen}", markup=False)
+    if args.out:
+        Path(args.out).write_text(json.dumps(json_safe(ev.to_dict()), indent=1))
+    if args.markdown:
+        console.print(markdown_table(header, rows), markup=False)
+    return 0
+
+
 # -- argparse ----------------------------------------------------------------------------------
 def add_evaluate_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -437,6 +477,19 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.set_defaults(func=cmd_evaluate)
+
+
+def add_evidence_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "evidence", help="which policy is the default: the rule over walk-forward reports",
+        description="Apply the default-policy rule (freqtrade_metastrategy.evaluation.evidence) "
+                    "to one evaluate --walk-forward report.json per entry signal.")
+    p.add_argument("reports", nargs="+", metavar="NAME=REPORT",
+                   help="signal name and its report.json, e.g. breakout=out/report.json")
+    p.add_argument("--unit", default="r_atr", choices=list(UNITS))
+    p.add_argument("--out", help="write the rule's inputs and answer as JSON")
+    p.add_argument("--markdown", action="store_true", help="also print the table as markdown")
+    p.set_defaults(func=cmd_evidence)
 
 
 def add_ope_parser(sub: Any) -> None:

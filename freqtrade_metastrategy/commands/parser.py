@@ -11,7 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from freqtrade_metastrategy.commands.evaluate_commands import add_evaluate_parser, add_ope_parser
+from freqtrade_metastrategy.commands.evaluate_commands import (
+    add_evaluate_parser,
+    add_evidence_parser,
+    add_ope_parser,
+)
 from freqtrade_metastrategy.commands.store_commands import add_store_parsers
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.loopback import cli as loopback_cli
@@ -34,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     exchange.set_defaults(func=loopback_cli.run)
 
     add_evaluate_parser(sub)
+    add_evidence_parser(sub)
     add_ope_parser(sub)
     return parser
 

@@ -265,7 +265,8 @@ def _jsonable(frame: pd.DataFrame) -> list[dict[str, Any]]:
 class Metrics:
     """Metrics of one replayed range.
 
-    * ``summary``: one row per policy (index ``policy``; columns ``kind``, ``trades``,
+    * ``summary``: one row per policy (index ``policy``; columns ``kind``, ``trades``
+      (entries decided, stood-aside ones included at 0 R), ``traded`` (entries traded),
       ``total``, ``mean``, ``sd``, ``sharpe``, ``win_rate``, ``max_drawdown``,
       ``se_mean_iid``, ``se_mean_clustered``, ``se_ratio``, ``n_clusters``);
     * ``regret``: one row per (policy, comparator), policy != comparator (columns ``policy``,
@@ -341,6 +342,8 @@ def compute_metrics(
         orient="index",
     )
     summary.index.name = "policy"
+    # entries traded (a policy may stand aside: those entries count, at 0 R, in ``trades``)
+    summary.insert(2, "traded", [int(result.traded(p).sum()) for p in names])
 
     regret_rows = [
         {"policy": p, "comparator": c, **regret_stats(rewards[p], rewards[c], clusters)}

@@ -20,7 +20,7 @@ since the epoch (UTC). Scalar bounds (:func:`to_utc_timestamp`) may be naive and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -34,6 +34,7 @@ from freqtrade_metastrategy.timerange import to_utc_timestamp
 from freqtrade_metastrategy.trade_math import REWARD_UNITS
 
 __all__ = [
+    "CONTEXT_PREFIX",
     "ENTRY_COLUMNS",
     "OUTCOME_COLUMNS",
     "UNITS",
@@ -59,6 +60,8 @@ UNITS: Final[tuple[str, ...]] = REWARD_UNITS  # the reward units (trade_math is 
 ENTRY_COLUMNS: Final[tuple[str, ...]] = (
     "entry_id", "pair", "side", "signal_time", "entry_time", "regime",
 )
+#: Columns with this prefix are context features of the entry (see :mod:`..context`).
+CONTEXT_PREFIX: Final = "ctx_"
 #: Required columns of the outcome table (plus at least one of :data:`UNITS`).
 OUTCOME_COLUMNS: Final[tuple[str, ...]] = (*ENTRY_COLUMNS, "profile", "exit_time", "exit_reason")
 
@@ -121,6 +124,18 @@ class OutcomeTable:
     exit_ns: IntArray
     exit_reason: npt.NDArray[np.object_]
     signal_ns: IntArray
+    #: context features of the entries' signal candles (``(entries, len(feature_names))``):
+    #: the input's :data:`CONTEXT_PREFIX` columns, constant per entry
+    features: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    feature_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.features.shape != (len(self.signal_ns), len(self.feature_names)):
+            object.__setattr__(self, "features", np.zeros((len(self.signal_ns), 0))
+                               if not self.feature_names else self.features)
+        if self.features.shape != (len(self.signal_ns), len(self.feature_names)):
+            raise EvaluationError("outcome table: features must have one row per entry and "
+                                  "one column per feature name")
 
     @classmethod
     def from_frame(cls, outcomes: pd.DataFrame) -> OutcomeTable:  # noqa: C901 - flat checks
@@ -204,6 +219,16 @@ class OutcomeTable:
                 "signal_time"
             )
         reasons = wide(outcomes["exit_reason"].astype(str).to_numpy(dtype=object))
+        names = tuple(c for c in outcomes.columns if str(c).startswith(CONTEXT_PREFIX))
+        feats = np.zeros((n, len(names)))
+        for c, col in enumerate(names):
+            try:
+                vals = wide(outcomes[col].to_numpy(dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise EvaluationError(f"column {col!r}: not numbers ({exc})") from None
+            if not bool(np.isfinite(vals).all()):
+                raise EvaluationError(f"column {col!r}: every context value must be finite")
+            feats[:, c] = vals[:, 0]
         torder = np.lexsort((eid[:, 0], sig[:, 0]))
         entries = pd.DataFrame({
             "entry_id": eid[torder, 0],
@@ -220,6 +245,8 @@ class OutcomeTable:
             exit_ns=np.ascontiguousarray(ext[torder]),
             exit_reason=np.ascontiguousarray(reasons[torder]),
             signal_ns=np.ascontiguousarray(sig[torder, 0]),
+            features=np.ascontiguousarray(feats[torder]),
+            feature_names=names,
         )
 
     @classmethod
@@ -267,6 +294,8 @@ class OutcomeTable:
             exit_ns=self.exit_ns[m],
             exit_reason=self.exit_reason[m],
             signal_ns=self.signal_ns[m],
+            features=self.features[m],
+            feature_names=self.feature_names,
         )
 
     def between(self, start: object, end: object) -> OutcomeTable:
@@ -287,6 +316,8 @@ class OutcomeTable:
             exit_ns=np.concatenate([t.exit_ns for t in tables]),
             exit_reason=np.concatenate([t.exit_reason for t in tables]),
             signal_ns=np.concatenate([t.signal_ns for t in tables]),
+            features=np.concatenate([t.features for t in tables]),
+            feature_names=first.feature_names,
         )
 
 

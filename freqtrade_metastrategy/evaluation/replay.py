@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +43,12 @@ from freqtrade_metastrategy.evaluation.outcomes import (
     check_unit,
     ns_to_times,
 )
-from freqtrade_metastrategy.evaluation.runners import LearnerRunner, Runner, build_runners
+from freqtrade_metastrategy.evaluation.runners import (
+    STAND_ASIDE,
+    LearnerRunner,
+    Runner,
+    build_runners,
+)
 from freqtrade_metastrategy.evaluation.specs import DEFAULT_LEARNERS, PolicySpec
 from freqtrade_metastrategy.profiles import ProfileRegistry
 from freqtrade_metastrategy.selector import MetaStrategySelector
@@ -52,17 +57,24 @@ __all__ = [
     # compatibility re-exports (the evaluate command imports them from here): their homes are
     # .specs (DEFAULT_LEARNERS) and .outcomes (UNITS)
     "DEFAULT_LEARNERS",
+    "STAND_ASIDE",
+    "STAND_ASIDE_LABEL",
     "UNITS",
     "ReplayResult",
     "replay",
     "result_from_runners",
 ]
 
+#: The profile name shown for an entry a policy stood aside on.
+STAND_ASIDE_LABEL: Final = "stand_aside"
+
+
 @dataclass(frozen=True, eq=False)
 class ReplayResult:
     """Per-policy, per-entry decisions of a replay (arrays aligned with ``table.entries``).
 
-    ``kinds[policy]``: ``static``, ``random``, ``learner``, ``walk_forward``, ``hindsight``
+    ``kinds[policy]``: ``static``, ``random``, ``learner``, ``walk_forward``, ``full_info``,
+    ``hindsight``
     (hindsight on this range) or ``train_hindsight`` (chosen on a train range, see
     :mod:`.walkforward`). ``probability`` is the propensity of the choice (1 for deterministic
     policies; for Thompson sampling a Monte-Carlo estimate). ``seen`` is how many rewards a
@@ -92,23 +104,40 @@ class ReplayResult:
                 f"unknown policy {policy!r}; replayed: {', '.join(self.policies)}"
             )
 
-    def rewards(self, policy: str, unit: str | None = None) -> FloatArray:
-        """Per-entry rewards of ``policy`` (in the replay's unit unless ``unit`` is given)."""
+    def traded(self, policy: str) -> BoolArray:
+        """Per entry: did ``policy`` trade it (False where it stood aside)?"""
         self._check(policy)
-        rew = self.table.reward(unit or self.unit)
-        out: FloatArray = rew[np.arange(len(self.table)), self.choice[policy]]
+        out: BoolArray = self.choice[policy] != STAND_ASIDE
+        return out
+
+    def _pick(self, policy: str, matrix: npt.NDArray[Any], aside: Any) -> npt.NDArray[Any]:
+        """``matrix[entry, chosen profile]``, ``aside`` where the policy stood aside."""
+        self._check(policy)
+        c = self.choice[policy]
+        picked = matrix[np.arange(len(self.table)), np.maximum(c, 0)]
+        return np.where(c == STAND_ASIDE, aside, picked)
+
+    def rewards(self, policy: str, unit: str | None = None) -> FloatArray:
+        """Per-entry rewards of ``policy`` (in the replay's unit unless ``unit`` is given);
+        a stood-aside entry earns 0."""
+        out: FloatArray = self._pick(policy, self.table.reward(unit or self.unit), 0.0
+                                     ).astype(np.float64)
         return out
 
     def exit_ns(self, policy: str) -> IntArray:
-        """Per-entry exit time (ns, UTC) of the profile ``policy`` chose."""
-        self._check(policy)
-        out: IntArray = self.table.exit_ns[np.arange(len(self.table)), self.choice[policy]]
+        """Per-entry exit time (ns, UTC) of the profile ``policy`` chose (the signal time where
+        it stood aside)."""
+        out: IntArray = self._pick(policy, self.table.exit_ns, self.table.signal_ns
+                                   ).astype(np.int64)
         return out
 
     def profiles_chosen(self, policy: str) -> npt.NDArray[np.object_]:
-        """Per-entry name of the profile ``policy`` chose."""
+        """Per-entry name of the profile ``policy`` chose (``"stand_aside"`` where it did not
+        trade)."""
+        names = np.asarray([*self.table.profiles, STAND_ASIDE_LABEL], dtype=object)
         self._check(policy)
-        return np.asarray(self.table.profiles, dtype=object)[self.choice[policy]]
+        out: npt.NDArray[np.object_] = names[self.choice[policy]]
+        return out
 
     def reward_frame(self, unit: str | None = None) -> pd.DataFrame:
         """Entries × policies matrix of rewards (index ``entry_id``)."""
@@ -118,11 +147,13 @@ class ReplayResult:
         )
 
     def choice_counts(self) -> pd.DataFrame:
-        """Policies × profiles: how often each profile was chosen."""
+        """Policies × profiles (and ``stand_aside``): how often each was chosen."""
         k = len(self.table.profiles)
         return pd.DataFrame(
-            [np.bincount(self.choice[p], minlength=k) for p in self.policies],
-            index=pd.Index(self.policies, name="policy"), columns=list(self.table.profiles),
+            [np.bincount(np.where(self.choice[p] == STAND_ASIDE, k, self.choice[p]),
+                         minlength=k + 1) for p in self.policies],
+            index=pd.Index(self.policies, name="policy"),
+            columns=[*self.table.profiles, STAND_ASIDE_LABEL],
         )
 
     def decisions(self, policy: str | None = None) -> pd.DataFrame:
@@ -133,21 +164,19 @@ class ReplayResult:
         ``exit_reason``, ``explored``, ``heuristic``, ``seen``.
         """
         names = self.policies if policy is None else (policy,)
-        rows = np.arange(len(self.table))
         frames = []
         for p in names:
             self._check(p)
-            j = self.choice[p]
             f = self.table.entries.copy()
             f.insert(0, "kind", self.kinds[p])
             f.insert(0, "policy", p)
-            f["profile"] = np.asarray(self.table.profiles, dtype=object)[j]
+            f["profile"] = self.profiles_chosen(p)
             f["probability"] = self.probability[p]
             f["reward"] = self.rewards(p)
             for u in self.table.units:
-                f[u] = self.table.rewards[u][rows, j]
-            f["exit_time"] = ns_to_times(self.table.exit_ns[rows, j])
-            f["exit_reason"] = self.table.exit_reason[rows, j]
+                f[u] = self.rewards(p, u)
+            f["exit_time"] = ns_to_times(self.exit_ns(p))
+            f["exit_reason"] = self._pick(p, self.table.exit_reason, STAND_ASIDE_LABEL)
             f["explored"] = self.explored[p]
             f["heuristic"] = self.heuristic[p]
             f["seen"] = self.seen[p]

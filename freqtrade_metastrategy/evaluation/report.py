@@ -107,13 +107,15 @@ def _se_ratio(m: Metrics, policy: str) -> str:
 
 def summary_rows(m: Metrics) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a policy table (regret: total ± week-clustered SE of the total)."""
-    header = ["policy", "trades", "total", "mean", "Sharpe", "win %", "max DD"]
+    header = ["policy", "entries", "traded %", "total", "mean", "Sharpe", "win %", "max DD"]
     header += [f"regret vs {c}" for c in m.comparators]
     header.append(f"SE ratio ({m.comparators[0]})" if m.comparators else "SE ratio")
     rows = []
     for policy, r in m.summary.iterrows():
         p = str(policy)
-        row = [p, str(int(r["trades"])), num(r["total"]), num(r["mean"], "{:+.3f}"),
+        share = 100 * float(r["traded"]) / float(r["trades"]) if r["trades"] else float("nan")
+        row = [p, str(int(r["trades"])), num(share, "{:.0f}"), num(r["total"]),
+               num(r["mean"], "{:+.3f}"),
                num(r["sharpe"], "{:+.3f}"), num(100 * float(r["win_rate"]), "{:.1f}"),
                num(r["max_drawdown"], "{:.2f}")]
         row += [_regret_cell(m, p, c) for c in m.comparators]

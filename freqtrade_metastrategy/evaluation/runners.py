@@ -11,10 +11,12 @@ seen). :func:`build_runners` makes one per :mod:`.specs` spec over a shared
   trade has closed: before deciding at ``signal_time`` it applies its own earlier choices with
   ``exit_time <= signal_time``, in ``(exit_time, decision order)`` order. ``fork`` and
   ``freeze`` make the frozen/online twins of the walk-forward.
-* :class:`WalkForwardStaticRunner` -- an entry counts once all of its profiles' outcomes have
-  closed, so every profile is scored on the same entries (totals over different sets would
-  favour quick-exit profiles). Before any entry has closed, and on ties, it keeps the default
-  profile (the selector's ``default_strategy`` when simulated, else the first profile).
+* :class:`FullInfoRunner` -- full information (:mod:`freqtrade_metastrategy.fullinfo`, the
+  strategy's own learner): an entry counts once all of its profiles' outcomes have closed, so
+  every profile is scored on the same entries (totals over different sets would favour
+  quick-exit profiles); ``walk_forward_static`` is its running-mean, no-warm-up case (before
+  any entry has closed, and on ties, the default profile: the selector's
+  ``default_strategy`` when simulated, else the first profile). It may stand aside.
 * :class:`UniformRandomRunner` and the learners choose among the candidates of
   :func:`~freqtrade_metastrategy.heuristics.candidates` for the registry restricted to the
   table's profiles: a profile the simulator did not simulate can never be chosen. Learners
@@ -36,10 +38,11 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from random import Random
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
+from freqtrade_metastrategy.context import DIRECTIONAL, MIRRORED
 from freqtrade_metastrategy.errors import ConfigError, EvaluationError
 from freqtrade_metastrategy.evaluation.outcomes import (
     BoolArray,
@@ -50,6 +53,7 @@ from freqtrade_metastrategy.evaluation.outcomes import (
 )
 from freqtrade_metastrategy.evaluation.specs import (
     FixedProfileSpec,
+    FullInfoSpec,
     LearnerSpec,
     PolicySpec,
     UniformRandomSpec,
@@ -57,23 +61,29 @@ from freqtrade_metastrategy.evaluation.specs import (
     check_policy_names,
     default_policies,
 )
+from freqtrade_metastrategy.fullinfo import FullInfoLearner
 from freqtrade_metastrategy.heuristics import candidates
 from freqtrade_metastrategy.profiles import DEFAULT_STRATEGY, ProfileRegistry
 from freqtrade_metastrategy.selector import MetaStrategySelector, SelectorConfig
 from freqtrade_metastrategy.store.base import MemoryStore
 
 __all__ = [
+    "STAND_ASIDE",
     "FixedProfileRunner",
+    "FullInfoRunner",
     "LearnerRunner",
     "RunContext",
     "Runner",
     "Trace",
     "UniformRandomRunner",
-    "WalkForwardStaticRunner",
     "build_runners",
     "derived_seed",
     "make_runner",
 ]
+
+#: The choice recorded for an entry a policy stood aside on (no trade: 0 R).
+STAND_ASIDE: Final = -1
+
 
 def derived_seed(seed: int, name: str) -> int:
     """A per-policy seed from the replay seed and the policy's name (stable across runs)."""
@@ -207,37 +217,51 @@ class UniformRandomRunner(Runner):
         t.explored[i] = True
 
 
-class WalkForwardStaticRunner(Runner):
-    """Runs a :class:`WalkForwardStaticSpec`: the best total over the entries closed so far."""
+class FullInfoRunner(Runner):
+    """Runs a :class:`FullInfoSpec` (or a :class:`WalkForwardStaticSpec`): a
+    :class:`~freqtrade_metastrategy.fullinfo.FullInfoLearner` given every entry's outcome under
+    every profile, released once all of them have closed (``close_ns <= signal_time``).
 
-    kind = "walk_forward"
+    A stood-aside entry is recorded as :data:`STAND_ASIDE` (its reward is 0 R) and is learned
+    like any other. The learner receives the table's context features (none: side and regime
+    only) in the context's unit.
+    """
 
-    def __init__(self, ctx: RunContext, n: int, spec: WalkForwardStaticSpec) -> None:
+    kind = "full_info"
+
+    def __init__(self, ctx: RunContext, n: int,
+                 spec: FullInfoSpec | WalkForwardStaticSpec) -> None:
         super().__init__(ctx, n)
         self.name = spec.name
-        self.default = ctx.default_profile(spec.default_profile)
-        close = ctx.table.close_ns
-        self.order = np.argsort(close, kind="stable")
-        self.close_sorted = close[self.order]
-        self.totals = np.zeros(len(ctx.table.profiles))
-        self.ptr = 0
-        self.info = {"default_profile": ctx.table.profiles[self.default]}
+        if isinstance(spec, WalkForwardStaticSpec):
+            self.kind = "walk_forward"
+            cfg = spec.full_info()
+        else:
+            cfg = spec.config
+        if cfg.default_profile not in ctx.table.profiles:
+            cfg = replace(cfg, default_profile=ctx.table.profiles[ctx.default_profile(None)])
+        table = ctx.table
+        self.learner = FullInfoLearner(cfg, table.profiles, table.feature_names, DIRECTIONAL,
+                                       MIRRORED)
+        self.x = self.learner.design_matrix(table.features if table.feature_names else None,
+                                            [str(s) for s in table.entries["side"]],
+                                            ctx.regimes)
+        self.release = table.close_ns
+        self.info = {"config": cfg.to_dict(), "features": list(table.feature_names),
+                     "default_profile": cfg.default_profile}
 
     def decide(self, i: int) -> None:
-        t_ns = self.ctx.table.signal_ns[i]
-        stop = int(np.searchsorted(self.close_sorted, t_ns, side="right"))
-        if stop > self.ptr:
-            self.totals += self.ctx.reward[self.order[self.ptr:stop]].sum(axis=0)
-            self.ptr = stop
-        j = self.default
-        if self.ptr:
-            best = self.totals.max()
-            if self.totals[j] != best:
-                j = int(np.argmax(self.totals))
+        ctx = self.ctx
+        lrn = self.learner
+        lrn.advance(int(ctx.table.signal_ns[i]))
+        d = lrn.decide(self.x[i])
         t = self.trace
-        t.choice[i] = j
+        t.choice[i] = STAND_ASIDE if d.profile is None else ctx.table.profile_index(d.profile)
         t.probability[i] = 1.0
-        t.seen[i] = self.ptr
+        t.heuristic[i] = d.warm_up
+        t.seen[i] = lrn.released
+        lrn.add((ctx.pairs[i], int(ctx.table.signal_ns[i]), str(ctx.table.entries["side"].iat[i])),
+                int(self.release[i]), self.x[i], ctx.reward[i])
 
 
 class LearnerRunner(Runner):
@@ -347,8 +371,8 @@ def make_runner(ctx: RunContext, n: int, spec: PolicySpec, seed: int) -> Runner:
         return FixedProfileRunner(ctx, n, spec)
     if isinstance(spec, UniformRandomSpec):
         return UniformRandomRunner(ctx, n, spec, seed)
-    if isinstance(spec, WalkForwardStaticSpec):
-        return WalkForwardStaticRunner(ctx, n, spec)
+    if isinstance(spec, WalkForwardStaticSpec | FullInfoSpec):
+        return FullInfoRunner(ctx, n, spec)
     if isinstance(spec, LearnerSpec):
         return LearnerRunner(ctx, n, spec, seed)
     raise EvaluationError(f"unknown policy specification {spec!r}")

@@ -15,27 +15,36 @@ learner uses), hence the ``...Spec`` names.
   pooling: a (pair, regime) cell uses only its own rewards, the seeds' literal rule),
   ``ucb1`` and ``thompson`` (their project defaults).
 * :class:`WalkForwardStaticSpec` -- at each entry, the single profile with the best total
-  reward over the entries closed so far (see :class:`.runners.WalkForwardStaticRunner`).
+  reward over the entries closed so far (a :class:`FullInfoSpec` with a running mean, no
+  warm-up and no stand-aside).
+* :class:`FullInfoSpec` -- a full-information policy
+  (:class:`~freqtrade_metastrategy.fullinfo.FullInfoLearner`, the same code the strategy runs)
+  with its :class:`~freqtrade_metastrategy.fullinfo.FullInfoConfig`: every entry's outcome
+  under every profile is learned once all of them have closed; it may stand aside.
+  :data:`FULL_INFO_CANDIDATES` are the ones ``evaluate`` replays by default.
 
 The names of the hindsight baselines (:data:`~.hindsight.HINDSIGHT`) are reserved.
 
->>> [p.name for p in default_policies(["scalp", "moderate"], learners={})]
+>>> [p.name for p in default_policies(["scalp", "moderate"], learners={}, full_info={})]
 ['static:scalp', 'static:moderate', 'random', 'walk_forward_static']
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from freqtrade_metastrategy.errors import EvaluationError
 from freqtrade_metastrategy.evaluation.hindsight import HINDSIGHT
+from freqtrade_metastrategy.fullinfo import FullInfoConfig
 from freqtrade_metastrategy.selector import SelectorConfig
 
 __all__ = [
     "DEFAULT_LEARNERS",
+    "FULL_INFO_CANDIDATES",
     "FixedProfileSpec",
+    "FullInfoSpec",
     "LearnerSpec",
     "PolicySpec",
     "UniformRandomSpec",
@@ -95,20 +104,58 @@ class WalkForwardStaticSpec:
     default_profile: str | None = None
 
 
-PolicySpec = FixedProfileSpec | UniformRandomSpec | LearnerSpec | WalkForwardStaticSpec
+    def full_info(self) -> FullInfoConfig:
+        """The same policy as a full-information configuration."""
+        cfg = FullInfoConfig(policy="walk_forward_static", estimator="mean", min_signals=1,
+                             switch_margin=0.0, stand_aside=False)
+        if self.default_profile is not None:
+            cfg = replace(cfg, default_profile=self.default_profile)
+        return cfg
+
+
+@dataclass(frozen=True)
+class FullInfoSpec:
+    """A :class:`~freqtrade_metastrategy.fullinfo.FullInfoLearner` with ``config``."""
+
+    name: str
+    config: FullInfoConfig = field(default_factory=FullInfoConfig)
+
+
+#: The full-information policies ``evaluate`` replays by default, fixed before the
+#: out-of-sample evidence was looked at (README, "Which policy is the default"): the memory
+#: (running mean, discounted mean with a half-life of 1,000 signals), context (none, or the
+#: ridge on the signal candle's context) and the stand-aside gate (off, or at 0 R).
+FULL_INFO_CANDIDATES: Final[Mapping[str, FullInfoConfig]] = {
+    "wfs_mean": FullInfoConfig(policy="walk_forward_static", estimator="mean",
+                               stand_aside=False),
+    "wfs_mean+aside": FullInfoConfig(policy="walk_forward_static", estimator="mean"),
+    "wfs_disc": FullInfoConfig(policy="walk_forward_static", stand_aside=False),
+    "wfs_disc+aside": FullInfoConfig(policy="walk_forward_static"),
+    "ridge": FullInfoConfig(policy="contextual_ridge", stand_aside=False),
+    "ridge+aside": FullInfoConfig(policy="contextual_ridge"),
+}
+
+
+PolicySpec = (FixedProfileSpec | UniformRandomSpec | LearnerSpec | WalkForwardStaticSpec
+              | FullInfoSpec)
 
 
 def default_policies(
     profiles: Sequence[str],
     *,
     learners: Mapping[str, SelectorConfig] | None = None,
+    full_info: Mapping[str, FullInfoConfig] | None = None,
 ) -> list[PolicySpec]:
-    """Every static profile, ``random``, ``walk_forward_static`` and the learners."""
+    """Every static profile, ``random``, ``walk_forward_static``, the learners and the
+    full-information policies (default: :data:`DEFAULT_LEARNERS`, :data:`FULL_INFO_CANDIDATES`
+    restricted to configurations whose default profile is simulated)."""
     out: list[PolicySpec] = [FixedProfileSpec(p) for p in profiles]
     out.append(UniformRandomSpec())
     out.append(WalkForwardStaticSpec())
     for name, cfg in (DEFAULT_LEARNERS if learners is None else learners).items():
         out.append(LearnerSpec(name, cfg))
+    for name, fcfg in (FULL_INFO_CANDIDATES if full_info is None else full_info).items():
+        out.append(FullInfoSpec(name, fcfg))
     return out
 
 

@@ -29,9 +29,9 @@ from freqtrade_metastrategy.evaluation.outcomes import (
 from freqtrade_metastrategy.evaluation.replay import replay, result_from_runners
 from freqtrade_metastrategy.evaluation.runners import (
     FixedProfileRunner,
+    FullInfoRunner,
     LearnerRunner,
     UniformRandomRunner,
-    WalkForwardStaticRunner,
     build_runners,
 )
 from freqtrade_metastrategy.evaluation.specs import (
@@ -97,7 +97,7 @@ def test_build_runners_then_result_is_the_replay() -> None:
              LearnerSpec("eps", SelectorConfig(epsilon=0.3))]
     _, runners = build_runners(table, specs, unit="r_risk", seed=9, profiles=None)
     assert [type(r) for r in runners] == [FixedProfileRunner, UniformRandomRunner,
-                                         WalkForwardStaticRunner, LearnerRunner]
+                                         FullInfoRunner, LearnerRunner]
     for r in runners:
         r.run(range(len(table)))
     built = result_from_runners(table, "r_risk", 9, runners)
