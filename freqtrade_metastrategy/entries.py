@@ -199,8 +199,13 @@ def load_entries(
     datadir = Path(config["datadir"])
     # the leader's candles for the context features, as Freqtrade's backtest provides them
     from freqtrade.data.dataprovider import DataProvider
+    from freqtrade.enums import CandleType
 
-    strat.dp = DataProvider({**config, "timerange": timerange}, None)
+    strat.dp = DataProvider({
+        **config, "timerange": timerange,
+        "dataformat_ohlcv": config.get("dataformat_ohlcv", "feather"),
+        "candle_type_def": CandleType.from_string(config.get("candle_type_def", "spot")),
+    }, None)
     candles: dict[str, pd.DataFrame] = {}
     entries: list[Entry] = []
     contexts: list[pd.DataFrame] = []

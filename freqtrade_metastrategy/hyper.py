@@ -245,6 +245,14 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
                 "--spaces regime learner (regime thresholds, learner settings), plus buy/sell "
                 "for parameters of your own entry signals."
             )
+        full_info = self.ms_config.full_info
+        if "learner" in spaces and full_info is not None:
+            raise OperationalException(
+                f"--spaces learner tunes the seeds' bandit (epsilon, alpha, min_samples), but "
+                f"metastrategy.policy is {full_info.policy!r} (full information), which does "
+                "not use them: drop 'learner' from --spaces, or set \"policy\": "
+                "\"epsilon_greedy\" to tune the seeds' learner"
+            )
 
     def _log_settings(self) -> None:
         level = logging.INFO if self._live or self._runmode in (

@@ -44,6 +44,7 @@ from random import Random
 from typing import Any, cast, overload
 
 from freqtrade_metastrategy.errors import ConfigError
+from freqtrade_metastrategy.fullinfo.learner import stand_aside_reason
 from freqtrade_metastrategy.heuristics import (
     DEFAULT_HEURISTIC,
     REGIME_NAMES,
@@ -205,6 +206,16 @@ class ProfileDecision:
             "candidates": list(self.candidates),
             "q_values": dict(self.q_values),
         }
+
+
+def bandit_stand_aside(decision: ProfileDecision, margin: float | None) -> str | None:
+    """A bandit's stand-aside (``"stand_aside": true`` with a bandit policy): only when it
+    exploits (an exploration or a heuristic choice always trades, so the learner can learn
+    its way back), and the chosen profile's estimate is below ``margin``; None to trade."""
+    if margin is None or decision.is_exploration or decision.is_heuristic:
+        return None
+    q = decision.q_values.get(decision.profile_id)
+    return None if q is None else stand_aside_reason(decision.profile_id, q, margin)
 
 
 StrategyDecision = ProfileDecision

@@ -65,6 +65,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
@@ -80,10 +81,14 @@ from freqtrade_metastrategy.errors import ConfigError, MetaStrategyError
 from freqtrade_metastrategy.exitplan import TradePlan
 from freqtrade_metastrategy.hyper import LEARNER_PARAMETERS, LIVE_MODES, REGIME_PARAMETERS
 from freqtrade_metastrategy.indicators import FEATURE_COLUMNS, compute_regime_features
+from freqtrade_metastrategy.learning import MetaLearningMixin
 from freqtrade_metastrategy.liquidity import BookCache
 from freqtrade_metastrategy.regime import MarketRegime, RegimeThresholds, classify_frame
-from freqtrade_metastrategy.selector import MetaStrategySelector
-from freqtrade_metastrategy.settlement import MetaSettlementMixin
+from freqtrade_metastrategy.selector import (
+    MetaStrategySelector,
+    ProfileDecision,
+    bandit_stand_aside,
+)
 from freqtrade_metastrategy.store import MemoryStore, QStore, open_store
 from freqtrade_metastrategy.trade_math import STOP_NUDGE, nudged_stop, signal_candle
 from freqtrade_metastrategy.tradestate import CUSTOM_DATA_KEY, SignalCandle, TradeState, trade_key
@@ -98,15 +103,17 @@ logger = logging.getLogger(__name__)
 LEARNING_MODES = (*LIVE_MODES, RunMode.BACKTEST, RunMode.HYPEROPT, RunMode.WEBSERVER)
 
 
-class MetaStrategyBase(MetaSettlementMixin):
+class MetaStrategyBase(MetaLearningMixin):
     """Regime-aware TP/SL profile selection. Subclass it; see the module docstring."""
 
     INTERFACE_VERSION = 3
 
     timeframe = "1h"
     can_short = False
-    # EMA(50) and ADX(14) need a long warm-up before recursive-analysis shows no drift.
-    startup_candle_count: int = 400
+    # EMA(50) and ADX(14) need a long warm-up before recursive-analysis shows no drift; the
+    # context's 4h regime features (EMA(50) and ADX(14) of 4h candles) and its 500-candle ATR%
+    # rank need more: 1,400 candles (58 days of 1h).
+    startup_candle_count: int = 1400
     process_only_new_candles = True
 
     # The profile's ATR stop replaces the static stop from the first fill on; this is only the
@@ -163,7 +170,8 @@ class MetaStrategyBase(MetaSettlementMixin):
         self._last_loop: datetime | None = None
         self._export_registered = False
         self._pretrained_doc: Any = None
-        self._leader_warned = False
+        # a bandit with stand-aside: the choice made at confirm_trade_entry, for the entry fill
+        self._bandit_choices: dict[tuple[str, int, str], ProfileDecision] = {}
         self.selector: MetaStrategySelector = self._new_selector(MemoryStore(), static=True)
 
     # ------------------------------------------------------------------------------------------
@@ -213,11 +221,19 @@ class MetaStrategyBase(MetaSettlementMixin):
             logger.info("[RL] Q-table store: %s", store.location)
         else:
             store = self._memory_store()
+            try:  # a pretrained learner that does not fit the config stops the run here
+                self._pretrained_learner(self._pretrained_doc, str(self.ms_config.pretrained))
+            except MetaStrategyError as exc:
+                raise OperationalException(f"metastrategy.pretrained: {exc}") from exc
         self.selector = self._new_selector(store, static=True)
         self._states.clear()
         self._finished.clear()
         if self._live:
             self.settle_unsettled_trades(since=None)
+            try:
+                self._load_live_learner(store)
+            except MetaStrategyError as exc:
+                raise OperationalException(f"metastrategy: {exc}") from exc
         if self._runmode == RunMode.BACKTEST and not self._export_registered:
             atexit.register(self.export_backtest_qtable)
             self._export_registered = True
@@ -230,14 +246,17 @@ class MetaStrategyBase(MetaSettlementMixin):
         ``-j 1`` and repeated backtests reuse this object; hyperopt ``-j 2`` hands every epoch
         a fresh copy of the object as it was before any backtest ran).
         """
-        if not self._live and (self._last_loop is None or current_time <= self._last_loop):
-            if self._runmode == RunMode.BACKTEST and self._last_loop is not None:
+        previous, self._last_loop = self._last_loop, current_time
+        if not self._live and (previous is None or current_time <= previous):
+            if self._runmode == RunMode.BACKTEST and previous is not None:
                 self.export_backtest_qtable()
             self.selector = self._new_selector(self._memory_store())
             self._states.clear()
+            # (bot_start has checked a pretrained learner: Freqtrade only logs errors here)
+            self._start_learning_run(self._pretrained_doc, str(self.ms_config.pretrained))
         if self._live:
+            self._save_live_learner(self.selector.store)
             self._sweep_if_due(current_time)
-        self._last_loop = current_time
 
     def backtest_qtable_path(self) -> Path:
         if self.ms_config.backtest_qtable_file:
@@ -246,11 +265,20 @@ class MetaStrategyBase(MetaSettlementMixin):
         return user_data / "backtest_results" / "metastrategy_qtable.json"
 
     def export_backtest_qtable(self) -> Path | None:
-        """Write the table a backtest learned (called when the backtest process ends)."""
+        """Write the table a backtest learned, and the full-information decisions if any
+        (called when the backtest process ends)."""
         store = self.selector.store
+        path = self.backtest_qtable_path()
+        if self.decision_log:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            decisions = path.with_name("metastrategy_decisions.json")
+            decisions.write_text(json.dumps({"per_regime": self.decisions_summary(),
+                                             "decisions": self.decision_log}, indent=0))
+            logger.info("[RL] backtest decisions (%d, %d stood aside) written to %s",
+                        len(self.decision_log),
+                        sum(d["profile"] is None for d in self.decision_log), decisions)
         if store.is_empty():
             return None
-        path = self.backtest_qtable_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         store.export_json(path)
         rewards = len(store.ledger())
@@ -273,7 +301,7 @@ class MetaStrategyBase(MetaSettlementMixin):
             dataframe[name] = features[name].to_numpy()
         context = compute_context(dataframe, self.timeframe,
                                   leader=self._leader_candles(metadata["pair"], dataframe),
-                                  fee=self._fee_rate())
+                                  fee=self._fee_rate(metadata["pair"]))
         for name in CONTEXT_FEATURES:
             dataframe[name] = context[name].to_numpy()
         self._classify(dataframe, metadata["pair"], self.regime_thresholds(static=True))
@@ -284,43 +312,6 @@ class MetaStrategyBase(MetaSettlementMixin):
             dataframe[f"ms_tp{i}_long"] = dataframe["close"] + level * atr
         return dataframe
 
-    @property
-    def leader_pair(self) -> str:
-        """The market leader whose trend, volatility and returns are context features
-        (``metastrategy.leader_pair``, default ``BTC/<stake currency>``)."""
-        return self.ms_config.leader_pair or f"BTC/{self.config.get('stake_currency', 'USDT')}"
-
-    def informative_pairs(self) -> list[tuple[str, str]]:
-        """The leader's candles (live: Freqtrade downloads them with the whitelist's)."""
-        return [(self.leader_pair, self.timeframe)]
-
-    def _leader_candles(self, pair: str, dataframe: DataFrame) -> DataFrame | None:
-        """The leader's candles (this frame when ``pair`` is the leader); None (neutral leader
-        features, warned once) when they cannot be read."""
-        if pair == self.leader_pair:
-            return dataframe
-        if self.dp is None:
-            return None
-        try:
-            df = self.dp.get_pair_dataframe(self.leader_pair, self.timeframe)
-        except Exception as exc:  # any data-provider failure: neutral features
-            df, why = None, str(exc)
-        else:
-            why = "no candles"
-        if df is None or len(df) == 0:
-            if not self._leader_warned:
-                logger.warning("[CONTEXT] leader %s %s: %s; its context features are neutral "
-                               "(0). Add its data, or set metastrategy.leader_pair.",
-                               self.leader_pair, self.timeframe, why)
-                self._leader_warned = True
-            return None
-        return df  # type: ignore[no-any-return]
-
-    def _fee_rate(self) -> float:
-        """The fee per fill the context's ``ctx_fee_r`` uses (config ``fee``, else 0.1%)."""
-        fee = self.config.get("fee")
-        return 0.001 if fee is None else float(fee)
-
     def advise_entry(self, dataframe: DataFrame, metadata: dict[str, Any]) -> DataFrame:
         """Reclassify the regimes under the thresholds in effect, then Freqtrade's own
         ``advise_entry`` (which calls :meth:`populate_entry_trend`).
@@ -330,18 +321,23 @@ class MetaStrategyBase(MetaSettlementMixin):
         the regimes of the epoch's thresholds in hyperopt. ~2 ms per pair-year of 1h candles.
         """
         self._classify(dataframe, metadata["pair"], self.regime_thresholds())
-        return super().advise_entry(dataframe, metadata)  # type: ignore[no-any-return]
+        result: DataFrame = super().advise_entry(dataframe, metadata)
+        self._register_signals(result, metadata["pair"])
+        return result
 
     def _classify(self, dataframe: DataFrame, pair: str, thresholds: RegimeThresholds) -> None:
         """Set ``regime``, ``regime_confidence``, ``regime_code`` and the pair's signal arrays."""
         if "adx" not in dataframe.columns:  # e.g. a subclass that skipped populate_indicators
             return
         classify_frame(dataframe, thresholds, code_column="regime_code")
+        have = all(c in dataframe.columns for c in CONTEXT_FEATURES)
         self._signal_arrays[pair] = (
             dataframe["date"].to_numpy(dtype="datetime64[s]").astype("int64"),
             dataframe["regime"].to_numpy(),
             dataframe["atr"].to_numpy(dtype="float64"),
             dataframe["regime_confidence"].to_numpy(dtype="float64"),
+            (dataframe[list(CONTEXT_FEATURES)].to_numpy(dtype="float64") if have
+             else np.zeros((len(dataframe), len(CONTEXT_FEATURES)))),
         )
 
     #: Candles of the breakout channel used by the default entry signal.
@@ -381,7 +377,7 @@ class MetaStrategyBase(MetaSettlementMixin):
         arrays = self._signal_arrays.get(pair)
         if arrays is None:
             return None
-        dates, regimes, atrs, confidences = arrays
+        dates, regimes, atrs, confidences = arrays[:4]
         tf = timedelta(seconds=timeframe_to_seconds(self.timeframe))
         signal_date = signal_candle(timeframe_to_prev_date(self.timeframe, open_date), tf)
         key = int(signal_date.timestamp())
@@ -401,6 +397,11 @@ class MetaStrategyBase(MetaSettlementMixin):
         ``illiquid_depth_threshold``) or a wide spread (above ``illiquid_spread_threshold``)
         makes the regime ``illiquid`` whatever the candles say. The snapshot is kept for the
         entry fill, where the regime is frozen on the trade.
+
+        With a full-information policy, the policy then decides (:mod:`.learning`): it may
+        stand aside (no order is sent; ``[STRATEGY] <pair> stand aside: ...``). A forced entry
+        (its signal candle carries no entry signal for the side: the REST API, Telegram,
+        FreqUI, whatever its tag) is never stood aside.
         """
         row = self._signal_row(pair, current_time)
         regime = row.regime if row is not None else MarketRegime.UNKNOWN.value
@@ -412,6 +413,20 @@ class MetaStrategyBase(MetaSettlementMixin):
         if self.ms_config.block_illiquid and regime == MarketRegime.ILLIQUID.value:
             logger.info("[REGIME] %s illiquid (%s): entry blocked (block_illiquid)", pair, why)
             return False
+        signal_ns = 0 if row is None else int(row.date.timestamp()) * 1_000_000_000
+        if (row is not None and self.ms_config.enabled and self._runmode in LEARNING_MODES
+                and self._is_signal(pair, signal_ns, side)):
+            decision = self._decide(pair, signal_ns, side, regime)
+            aside = decision.reason if decision is not None and decision.stand_aside else None
+            if decision is None and self.ms_config.bandit_stand_aside is not None:
+                # a bandit with stand-aside: it chooses now (the entry fill reuses the choice)
+                chosen = self.selector.choose_profile(pair, regime)
+                self._bandit_choices[(pair, signal_ns, side)] = chosen
+                aside = bandit_stand_aside(chosen, self.ms_config.bandit_stand_aside)
+            if aside is not None:
+                logger.log(logging.INFO if self._live else logging.DEBUG,
+                           "[STRATEGY] %s %s", pair, aside)
+                return False
         return True
 
     def _freeze(self, pair: str, trade: Trade, current_time: datetime) -> TradeState:
@@ -429,8 +444,20 @@ class MetaStrategyBase(MetaSettlementMixin):
             atr = 0.01 * entry
             logger.warning("%s trade %s: no ATR for the signal candle, 1R = 1%% of entry (%.8g)",
                            pair, trade.id, atr)
-        if self.ms_config.enabled and self._runmode in LEARNING_MODES:
-            decision = self.selector.choose_strategy(pair, regime)
+        fi = None
+        if row is not None and self.ms_config.enabled and self._runmode in LEARNING_MODES:
+            fi = self._decide(pair, int(row.date.timestamp()) * 1_000_000_000,
+                              "short" if trade.is_short else "long", regime, counted=False)
+        if fi is not None:
+            # a forced entry the policy would stand aside on still trades: the profile it
+            # ranked first
+            profile = self.ms_config.profiles[fi.profile or fi.chosen]
+            prob, explored, why = 1.0, False, fi.reason
+        elif self.ms_config.enabled and self._runmode in LEARNING_MODES:
+            key = (pair, 0 if row is None else int(row.date.timestamp()) * 1_000_000_000,
+                   "short" if trade.is_short else "long")
+            decision = (self._bandit_choices.pop(key, None)
+                        or self.selector.choose_strategy(pair, regime))
             profile, prob, explored = (decision.strategy_profile, decision.probability,
                                        decision.is_exploration)
             why = decision.reasoning

@@ -25,7 +25,9 @@ cp user_data/strategies/MetaStrategy.py "$work/defaults/"   # no parameter file:
 
 source scripts/exchange.sh
 start_exchange
-common=(--config config.example.json --config "$overlay" --strategy MetaStrategy
+# the learner space tunes the seeds' bandit (epsilon, alpha, min_samples): that policy
+echo '{"metastrategy": {"policy": "epsilon_greedy"}}' > "$work/seeds.json"
+common=(--config config.example.json --config "$overlay" --config "$work/seeds.json" --strategy MetaStrategy
         --datadir user_data/data/binance)
 
 echo "== hyperopt on $train ($epochs epochs, spaces regime learner)"

@@ -400,3 +400,16 @@ def read_trades(backtest_dir: Path, strategy: str = "MetaStrategy") -> list[dict
         name = next(n for n in zf.namelist()
                     if n.endswith(".json") and "_config" not in n and "market" not in n)
         return list(json.loads(zf.read(name))["strategy"][strategy]["trades"])
+
+
+@pytest.fixture
+def exchange(tmp_path: Path) -> Iterator[Any]:
+    """The loopback exchange in live mode as its own process (``helpers.dryrun``), as a user
+    runs it; stopped at the end."""
+    from helpers.dryrun import LoopbackProcess  # imports this module: not at the top
+
+    proc = LoopbackProcess(tmp_path / "exchange")
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -41,9 +41,10 @@ TWIN_STOPLOSS = -0.01
 TWIN_MINIMAL_ROI = {"0": 0.02}
 
 #: What the twins keep from MetaStrategyBase: construction and the dataframe methods
-#: (``advise_entry`` reclassifies the regimes before ``populate_entry_trend``).
+#: (``advise_entry`` reclassifies the regimes before ``populate_entry_trend``;
+#: ``informative_pairs`` names the context's leader pair).
 _KEPT = {"__init__", "populate_indicators", "populate_entry_trend", "populate_exit_trend",
-         "advise_entry"}
+         "advise_entry", "informative_pairs"}
 
 
 def _overridden_callbacks(cls: type) -> list[str]:

@@ -18,10 +18,18 @@ from typing import Any
 
 import pandas as pd
 
-from freqtrade_metastrategy.commands.shared import load_export, read_config, resolve_store_url
+from freqtrade_metastrategy.commands.shared import (
+    add_strategy_arguments,
+    load_export,
+    read_config,
+    resolve_store_url,
+    run_with_freqtrade,
+    strategy_config,
+)
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.evaluation.evidence import COMPARATOR, pick_default
 from freqtrade_metastrategy.evaluation.metrics import Metrics, compute_metrics
+from freqtrade_metastrategy.evaluation.outcomes import OutcomeTable
 from freqtrade_metastrategy.evaluation.replay import (
     DEFAULT_LEARNERS,
     UNITS,
@@ -41,6 +49,14 @@ from freqtrade_metastrategy.evaluation.report import (
     year_rows,
 )
 from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
+from freqtrade_metastrategy.evaluation.specs import (
+    CONFIGURED,
+    DEFAULT_POLICY,
+    FULL_INFO_CANDIDATES,
+    configured_spec,
+    default_policies,
+    describe,
+)
 from freqtrade_metastrategy.evaluation.walkforward import (
     WalkForwardResult,
     WalkForwardRun,
@@ -163,18 +179,13 @@ def _console() -> Any:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``evaluate`` (Freqtrade's own errors -- no strategy, bad config -- end as exit code 2)."""
-    from freqtrade.exceptions import FreqtradeException
-
-    try:
-        return _evaluate(args)
-    except FreqtradeException as exc:
-        raise MetaStrategyError(f"freqtrade: {exc}") from exc
+    return run_with_freqtrade(_evaluate, args)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from freqtrade_metastrategy.entries import load_config, load_entries
+    from freqtrade_metastrategy.entries import load_entries
 
     t0 = time.monotonic()
     console = _console()
@@ -183,8 +194,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     units = list(UNITS) if args.unit == "all" else [args.unit]
     rolling = _rolling(args)
     splits = _rolling_splits(args, rolling, full_range)
-    config = load_config(args.config, strategy=args.strategy, strategy_path=args.strategy_path,
-                         datadir=args.datadir)
+    config = strategy_config(args)
     _quiet_freqtrade()
     full: dict[str, ReplayResult] = {}
     metrics: dict[str, Metrics] = {}
@@ -204,20 +214,23 @@ def _evaluate(args: argparse.Namespace) -> int:
             simulate(es.candles, es.entries, dict(es.profiles), fee=es.fee,
                      tick_size=infer_tick_sizes(es.candles)))
         prog.advance(task)
+        table = OutcomeTable.coerce(outcomes)
+        specs = [*default_policies(table.profiles), configured_spec(es.ms_config)]
         task = prog.add_task("replay + walk-forward", total=(2 + bool(splits)) * len(units))
         for unit in units:
-            full[unit] = replay(outcomes, unit=unit, seed=args.seed, profiles=es.profiles)
+            full[unit] = replay(table, specs, unit=unit, seed=args.seed, profiles=es.profiles)
             metrics[unit] = compute_metrics(full[unit])
             prog.advance(task)
-            wfs[unit] = evaluate(outcomes, train=train, test=test, unit=unit, seed=args.seed,
-                                 profiles=es.profiles)
+            wfs[unit] = evaluate(table, train=train, test=test, policies=specs, unit=unit,
+                                 seed=args.seed, profiles=es.profiles)
             prog.advance(task)
             if splits:
-                rolls[unit] = walk_forward(outcomes, splits, unit=unit, seed=args.seed,
-                                           profiles=es.profiles, skip_empty=True)
+                rolls[unit] = walk_forward(table, splits, policies=specs, unit=unit,
+                                           seed=args.seed, profiles=es.profiles,
+                                           skip_empty=True)
                 prog.advance(task)
 
-    n_entries = int(outcomes["entry_id"].nunique())
+    n_entries = len(table)
     console.print(
         f"{es.strategy} {args.timerange}: {len(es.entries)} signals "
         f"({es.dropped_illiquid} illiquid dropped), {n_entries} simulated entries, "
@@ -278,6 +291,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             "signals_per_pair": es.signals, "illiquid_dropped": es.dropped_illiquid,
             "entries_simulated": n_entries, "profiles": list(es.profiles),
             "learners": {k: repr(v) for k, v in DEFAULT_LEARNERS.items()},
+            "full_info": {k: v.to_dict() for k, v in FULL_INFO_CANDIDATES.items()},
+            "configured_policy": {"name": CONFIGURED, **describe(specs[-1])},
+            "default_policy": {"name": DEFAULT_POLICY,
+                               **FULL_INFO_CANDIDATES[DEFAULT_POLICY].to_dict()},
             "cluster": "week",
             "next_fixed_plan": plans,
             "rolling": None if rolling is None else {
@@ -460,12 +477,7 @@ def add_evaluate_parser(sub: Any) -> None:
         "evaluate", help="offline evaluation of profile selection on a strategy's signals",
         description=EVALUATE_DESCRIPTION,
     )
-    p.add_argument("-c", "--config", action="append", required=True,
-                   help="Freqtrade config file (repeatable, merged like freqtrade's -c)")
-    p.add_argument("--strategy")
-    p.add_argument("--strategy-path")
-    p.add_argument("--datadir")
-    p.add_argument("--timerange", required=True, help="YYYYMMDD-YYYYMMDD")
+    add_strategy_arguments(p)
     p.add_argument("--train", help="train range (default: first half of --timerange)")
     p.add_argument("--test", help="test range (default: second half of --timerange)")
     p.add_argument("--walk-forward", metavar="TRAIN:TEST[:STEP]",

@@ -16,6 +16,7 @@ from freqtrade_metastrategy.commands.evaluate_commands import (
     add_evidence_parser,
     add_ope_parser,
 )
+from freqtrade_metastrategy.commands.pretrain_commands import add_pretrain_parser
 from freqtrade_metastrategy.commands.store_commands import add_store_parsers
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.loopback import cli as loopback_cli
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate_parser(sub)
     add_evidence_parser(sub)
+    add_pretrain_parser(sub)
     add_ope_parser(sub)
     return parser
 

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.store import MemoryStore
 
-__all__ = ["DEFAULT_USER_DATA", "load_export", "read_config", "resolve_store_url"]
+__all__ = [
+    "DEFAULT_USER_DATA",
+    "add_strategy_arguments",
+    "load_export",
+    "read_config",
+    "resolve_store_url",
+    "run_with_freqtrade",
+    "strategy_config",
+]
 
 DEFAULT_USER_DATA = Path("user_data")
 
@@ -53,3 +62,33 @@ def load_export(path: str) -> MemoryStore:
     store.import_json(path)
     store.location = str(path)
     return store
+
+
+def add_strategy_arguments(p: argparse.ArgumentParser) -> None:
+    """``-c`` (repeatable), ``--strategy``, ``--strategy-path``, ``--datadir``, ``--timerange``:
+    what a command that analyses a strategy's signals reads (``evaluate``, ``pretrain``)."""
+    p.add_argument("-c", "--config", action="append", required=True,
+                   help="Freqtrade config file (repeatable, merged like freqtrade's -c)")
+    p.add_argument("--strategy")
+    p.add_argument("--strategy-path")
+    p.add_argument("--datadir")
+    p.add_argument("--timerange", required=True, help="YYYYMMDD-YYYYMMDD")
+
+
+def strategy_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The merged Freqtrade config of :func:`add_strategy_arguments`' arguments."""
+    from freqtrade_metastrategy.entries import load_config
+
+    return load_config(args.config, strategy=args.strategy, strategy_path=args.strategy_path,
+                       datadir=args.datadir)
+
+
+def run_with_freqtrade(run: Callable[[argparse.Namespace], int],
+                       args: argparse.Namespace) -> int:
+    """``run(args)``; Freqtrade's own errors (no strategy, bad config) end as ours (exit 2)."""
+    from freqtrade.exceptions import FreqtradeException
+
+    try:
+        return run(args)
+    except FreqtradeException as exc:
+        raise MetaStrategyError(f"freqtrade: {exc}") from exc

@@ -28,6 +28,7 @@ __all__ = [
     "cmd_import",
     "cmd_reset",
     "cmd_show",
+    "format_learner",
     "format_table",
 ]
 
@@ -109,14 +110,65 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"Q-table: {store.location}")
         if not args.file:
             print(_since(store))
+        doc, _generation = store.learner_state()
         if not entries:
             print("(empty: no reward settled yet)")
-            return 0
-        print(format_table(entries))
-        rewards = sum(e.count for e in entries)
-        total_r = sum(e.total_r for e in entries)
-        print(f"{len(entries)} cells, {rewards} rewards, total {total_r:+.2f} R")
+        else:
+            print(format_table(entries))
+            rewards = sum(e.count for e in entries)
+            total_r = sum(e.total_r for e in entries)
+            print(f"{len(entries)} cells, {rewards} rewards, total {total_r:+.2f} R")
+        if doc:
+            print()
+            print(format_learner(doc))
     return 0
+
+
+def format_learner(doc: dict[str, Any]) -> str:
+    """The full-information learner of a store: what it learned and what it decided.
+
+    >>> doc = {"learner": {"config": {"policy": "walk_forward_static", "estimator": "mean",
+    ...         "half_life": 1000.0, "stand_aside": True, "stand_aside_margin": 0.0},
+    ...         "profiles": ["scalp", "trend_rider"], "released": 3,
+    ...         "means": {"s": [-0.9, 0.6], "w": 3.0}, "pending": [{}]},
+    ...        "tracker": {"watching": [{}, {}], "counts": {"trend_up": [5, 2]}}}
+    >>> print(format_learner(doc))
+    full-information learner: walk_forward_static (estimator mean, stand aside below 0.00 R)
+    3 signals learned, 1 waiting for their virtual exits, 2 still open
+    profile      expected R
+    -----------  ----------
+    scalp             -0.30
+    trend_rider       +0.20
+    regime    decisions  stood aside
+    --------  ---------  -----------
+    trend_up          5            2
+    """
+    lrn = doc.get("learner", {})
+    cfg = lrn.get("config", {})
+    tracker = doc.get("tracker", {})
+    gate = (f"stand aside below {float(cfg.get('stand_aside_margin', 0.0)):.2f} R"
+            if cfg.get("stand_aside") else "never stands aside")
+    lines = [f"full-information learner: {cfg.get('policy')} (estimator "
+             f"{cfg.get('estimator')}, {gate})",
+             f"{lrn.get('released', 0)} signals learned, {len(lrn.get('pending', []))} waiting "
+             f"for their virtual exits, {len(tracker.get('watching', []))} still open"]
+    means = lrn.get("means", {})
+    profiles = list(lrn.get("profiles", []))
+    w = float(means.get("w") or 0.0)
+    if profiles and w > 0:
+        width = max(11, *(len(p) for p in profiles))
+        lines.append(f"{'profile':<{width}}  expected R")
+        lines.append(f"{'-' * width}  ----------")
+        for p, total in zip(profiles, means.get("s", []), strict=False):
+            lines.append(f"{p:<{width}}  {float(total) / w:>+10.2f}")
+    counts = tracker.get("counts", {})
+    if counts:
+        width = max(8, *(len(r) for r in counts))
+        lines.append(f"{'regime':<{width}}  decisions  stood aside")
+        lines.append(f"{'-' * width}  ---------  -----------")
+        for regime, (made, aside) in sorted(counts.items()):
+            lines.append(f"{regime:<{width}}  {int(made):>9}  {int(aside):>11}")
+    return "\n".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -64,7 +64,11 @@ from freqtrade_metastrategy.evaluation.specs import (
 from freqtrade_metastrategy.fullinfo import FullInfoLearner
 from freqtrade_metastrategy.heuristics import candidates
 from freqtrade_metastrategy.profiles import DEFAULT_STRATEGY, ProfileRegistry
-from freqtrade_metastrategy.selector import MetaStrategySelector, SelectorConfig
+from freqtrade_metastrategy.selector import (
+    MetaStrategySelector,
+    SelectorConfig,
+    bandit_stand_aside,
+)
 from freqtrade_metastrategy.store.base import MemoryStore
 
 __all__ = [
@@ -247,6 +251,8 @@ class FullInfoRunner(Runner):
                                             [str(s) for s in table.entries["side"]],
                                             ctx.regimes)
         self.release = table.close_ns
+        #: per entry, the chosen (or stood-aside) profile's expected reward (NaN in warm-up)
+        self.value = np.full(n, np.nan)
         self.info = {"config": cfg.to_dict(), "features": list(table.feature_names),
                      "default_profile": cfg.default_profile}
 
@@ -260,6 +266,7 @@ class FullInfoRunner(Runner):
         t.probability[i] = 1.0
         t.heuristic[i] = d.warm_up
         t.seen[i] = lrn.released
+        self.value[i] = d.predicted.get(d.chosen, np.nan)
         lrn.add((ctx.pairs[i], int(ctx.table.signal_ns[i]), str(ctx.table.entries["side"].iat[i])),
                 int(self.release[i]), self.x[i], ctx.reward[i])
 
@@ -317,11 +324,14 @@ class LearnerRunner(Runner):
         d = self.selector.choose_strategy(ctx.pairs[i], ctx.regimes[i])
         j = ctx.table.profile_index(d.strategy_id)
         t = self.trace
-        t.choice[i] = j
         t.probability[i] = d.probability
         t.explored[i] = d.is_exploration
         t.heuristic[i] = d.is_heuristic
         t.seen[i] = self.seen
+        if bandit_stand_aside(d, self.spec.stand_aside_margin) is not None:
+            t.choice[i] = STAND_ASIDE  # no trade: nothing to learn (bandit feedback)
+            return
+        t.choice[i] = j
         if self.learning:
             heapq.heappush(self.pending, (int(ctx.table.exit_ns[i, j]), i, j))
 

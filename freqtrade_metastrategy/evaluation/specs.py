@@ -35,13 +35,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.errors import EvaluationError
 from freqtrade_metastrategy.evaluation.hindsight import HINDSIGHT
 from freqtrade_metastrategy.fullinfo import FullInfoConfig
 from freqtrade_metastrategy.selector import SelectorConfig
 
 __all__ = [
+    "CONFIGURED",
     "DEFAULT_LEARNERS",
+    "DEFAULT_POLICY",
     "FULL_INFO_CANDIDATES",
     "FixedProfileSpec",
     "FullInfoSpec",
@@ -50,7 +53,9 @@ __all__ = [
     "UniformRandomSpec",
     "WalkForwardStaticSpec",
     "check_policy_names",
+    "configured_spec",
     "default_policies",
+    "describe",
 ]
 
 #: The learners replayed by default (name -> config; seeds are filled in by the replay).
@@ -86,10 +91,13 @@ class UniformRandomSpec:
 
 @dataclass(frozen=True)
 class LearnerSpec:
-    """A :class:`MetaStrategySelector` with ``config`` (seed filled in if ``None``)."""
+    """A :class:`MetaStrategySelector` with ``config`` (seed filled in if ``None``);
+    ``stand_aside_margin``: the bandit's stand-aside
+    (:func:`~freqtrade_metastrategy.selector.bandit_stand_aside`), None = never."""
 
     name: str
     config: SelectorConfig = field(default_factory=SelectorConfig)
+    stand_aside_margin: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,31 @@ FULL_INFO_CANDIDATES: Final[Mapping[str, FullInfoConfig]] = {
 
 PolicySpec = (FixedProfileSpec | UniformRandomSpec | LearnerSpec | WalkForwardStaticSpec
               | FullInfoSpec)
+
+#: The candidate the default-policy rule chose (:mod:`.evidence`); its configuration is the
+#: product's default (:class:`~freqtrade_metastrategy.fullinfo.FullInfoConfig` ``()``).
+DEFAULT_POLICY: Final = "wfs_disc+aside"
+#: The name ``evaluate`` gives the policy the config selects.
+CONFIGURED: Final = "configured"
+
+
+def configured_spec(ms_config: MetaStrategyConfig) -> PolicySpec:
+    """The policy a ``metastrategy`` config selects, as ``evaluate`` replays it."""
+    if ms_config.full_info is not None:
+        return FullInfoSpec(CONFIGURED, ms_config.full_info)
+    return LearnerSpec(CONFIGURED, ms_config.selector, ms_config.bandit_stand_aside)
+
+
+def describe(spec: PolicySpec) -> dict[str, object]:
+    """A JSON-ready description of ``spec`` (for reports)."""
+    if isinstance(spec, FullInfoSpec):
+        return {"kind": "full_info", **spec.config.to_dict()}
+    if isinstance(spec, LearnerSpec):
+        c = spec.config
+        return {"kind": "learner", "policy": c.policy, "epsilon": c.epsilon, "alpha": c.alpha,
+                "min_samples": c.min_samples, "seed": c.seed,
+                "stand_aside_margin": spec.stand_aside_margin}
+    return {"kind": type(spec).__name__}
 
 
 def default_policies(

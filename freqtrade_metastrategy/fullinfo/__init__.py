@@ -13,6 +13,7 @@ from freqtrade_metastrategy.fullinfo.learner import (
     FullInfoDecision,
     FullInfoLearner,
     SignalKey,
+    stand_aside_reason,
 )
 from freqtrade_metastrategy.fullinfo.ridge import RidgeStats
 
@@ -25,4 +26,5 @@ __all__ = [
     "ProfileMeans",
     "RidgeStats",
     "SignalKey",
+    "stand_aside_reason",
 ]

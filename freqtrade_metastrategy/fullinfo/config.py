@@ -1,8 +1,8 @@
 """Settings of the full-information policies, validated once (frozen, dict round trip).
 
 >>> cfg = FullInfoConfig.from_dict({"policy": "walk_forward_static", "stand_aside": False})
->>> cfg.policy, cfg.estimator, cfg.stand_aside
-('walk_forward_static', 'discounted', False)
+>>> cfg.policy, cfg.estimator, cfg.stand_aside, FullInfoConfig().stand_aside
+('walk_forward_static', 'discounted', False, True)
 >>> FullInfoConfig.from_dict(cfg.to_dict()) == cfg
 True
 >>> FullInfoConfig.from_dict({"half_life": -3})
@@ -37,7 +37,10 @@ def _number(p: str, key: str, value: object, *, low: float, strict: bool = False
 
 @dataclass(frozen=True)
 class FullInfoConfig:
-    """A full-information policy and its settings.
+    """A full-information policy and its settings. The defaults are the product's default
+    policy, chosen by the out-of-sample rule (:mod:`freqtrade_metastrategy.evaluation.evidence`,
+    README "Which policy is the default"): the walk-forward static on a discounted mean
+    (half-life 1,000 signals) that stands aside when no profile is expected to pay.
 
     * ``policy``: ``walk_forward_static`` (the profile with the best estimated reward over every
       released signal, all pairs) or ``contextual_ridge`` (a ridge regression per profile on the
@@ -52,7 +55,7 @@ class FullInfoConfig:
       expected reward is below the margin (R).
     """
 
-    policy: str = "contextual_ridge"
+    policy: str = "walk_forward_static"
     estimator: str = "discounted"
     half_life: float = 1000.0
     alpha: float = 0.2

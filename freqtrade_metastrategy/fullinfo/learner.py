@@ -69,6 +69,20 @@ REGIMES: Final[tuple[str, ...]] = tuple(r.value for r in MarketRegime)
 STATE_VERSION: Final = 1
 
 
+def stand_aside_reason(profile: str, expected: float, margin: float) -> str | None:
+    """The stand-aside rule, for every policy: decline when the chosen profile's expected
+    reward is below ``margin`` (R); the reason logged, or None to trade.
+
+    >>> stand_aside_reason("moderate", -0.123, 0.0)
+    'stand aside: best predicted -0.12 R (moderate) < margin 0.00'
+    >>> stand_aside_reason("moderate", 0.2, 0.0) is None
+    True
+    """
+    if expected < margin:
+        return f"stand aside: best predicted {expected:.2f} R ({profile}) < margin {margin:.2f}"
+    return None
+
+
 @dataclass(frozen=True)
 class FullInfoDecision:
     """A full-information decision: ``profile`` is None when the policy stands aside."""
@@ -103,10 +117,14 @@ class FullInfoLearner:
 
     def __init__(self, config: FullInfoConfig, profiles: Sequence[str],
                  features: Sequence[str] = (), directional: Collection[str] = (),
-                 mirrored: Mapping[str, str] | None = None) -> None:
+                 mirrored: Mapping[str, str] | None = None,
+                 meta: Mapping[str, Any] | None = None) -> None:
         if not profiles:
             raise ConfigError("metastrategy.profiles", "the learner needs at least one profile")
         self.config = config
+        #: what the outcomes were learned under (reward unit, profile parameters, timeframe):
+        #: checked when a stored learner is loaded (:meth:`from_dict`)
+        self.meta: dict[str, Any] = dict(meta or {})
         self.profiles = tuple(profiles)
         self.features = tuple(features)
         self._sign_mask = np.array([f in directional for f in self.features], dtype=bool)
@@ -222,11 +240,11 @@ class FullInfoLearner:
             j = leader
             why = f"best so far: {names[j]} {pred[j]:+.2f} R over {self.released} signals"
         predicted = {p: float(v) for p, v in zip(names, pred, strict=True)}
-        if cfg.stand_aside and pred[j] < cfg.stand_aside_margin:
-            return FullInfoDecision(
-                None, names[j], predicted, names[leader],
-                f"stand aside: best predicted {pred[j]:.2f} R ({names[j]}) < margin "
-                f"{cfg.stand_aside_margin:.2f}", self.released)
+        aside = (stand_aside_reason(names[j], float(pred[j]), cfg.stand_aside_margin)
+                 if cfg.stand_aside else None)
+        if aside is not None:
+            return FullInfoDecision(None, names[j], predicted, names[leader], aside,
+                                    self.released)
         return FullInfoDecision(names[j], names[j], predicted, names[leader], why,
                                 self.released)
 
@@ -242,6 +260,7 @@ class FullInfoLearner:
                             if s],
             "mirrored": dict(self._mirrored),
             "released": self.released,
+            "meta": self.meta,
             "means": self.means.to_dict(),
             "ridge": self.ridge.to_dict(),
             "pending": [{"release_ns": p.release_ns, "signal_ns": p.signal_ns, "pair": p.pair,
@@ -250,17 +269,61 @@ class FullInfoLearner:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FullInfoLearner:
+    def from_dict(cls, data: Mapping[str, Any], config: FullInfoConfig | None = None,
+                  *, profiles: Sequence[str] | None = None,
+                  features: Sequence[str] | None = None,
+                  meta: Mapping[str, Any] | None = None) -> FullInfoLearner:
+        """The learner saved by :meth:`to_dict`. With ``config`` (and the ``profiles`` and
+        ``features`` the caller uses), the saved statistics must have been learned with the
+        same profiles, features and memory (estimator, half-life or alpha): a
+        :class:`~freqtrade_metastrategy.errors.ConfigError` says what differs; the decision
+        settings (margins, stand-aside, ridge_lambda, min_signals) are ``config``'s."""
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"learner state version {data.get('version')!r}: this version "
                              f"reads {STATE_VERSION}")
-        out = cls(FullInfoConfig.from_dict(data["config"]), data["profiles"],
-                  data["features"], set(data["directional"]), data.get("mirrored"))
+        saved = FullInfoConfig.from_dict(data["config"])
+        if config is not None:
+            _check_compatible(saved, config, data, profiles, features)
+        stored_meta = dict(data.get("meta") or {})
+        if meta is not None:
+            differs = sorted(k for k in {*meta, *stored_meta}
+                             if meta.get(k) != stored_meta.get(k))
+            if differs:
+                raise ConfigError(
+                    f"metastrategy.{differs[0]}",
+                    f"the stored learner's outcomes were learned with other {', '.join(differs)}"
+                    " than the config's; restore them, or start over with "
+                    "`freqtrade-metastrategy reset`")
+        out = cls(config or saved, data["profiles"],
+                  data["features"], set(data["directional"]), data.get("mirrored"),
+                  stored_meta)
         out.released = int(data["released"])
         out.means = ProfileMeans.from_dict(data["means"])
         out.ridge = RidgeStats.from_dict(data["ridge"])
+        out.ridge.lam = out.config.ridge_lambda
         for p in data["pending"]:
             out.add((str(p["pair"]), int(p["signal_ns"]), str(p["side"])), int(p["release_ns"]),
                     np.asarray(p["x"], dtype=np.float64),
                     np.asarray(p["rewards"], dtype=np.float64))
         return out
+
+
+def _check_compatible(saved: FullInfoConfig, config: FullInfoConfig, data: Mapping[str, Any],
+                      profiles: Sequence[str] | None, features: Sequence[str] | None) -> None:
+    """Refuse statistics learned under another memory, other profiles or other features."""
+    fix = ("; the learned statistics only fit the settings they were learned with: restore "
+           "them, or start over with `freqtrade-metastrategy reset`")
+    if saved.estimator != config.estimator or saved.decay != config.decay:
+        raise ConfigError(
+            "metastrategy.estimator",
+            f"the stored learner was learned with estimator {saved.estimator!r} (half_life "
+            f"{saved.half_life:g}, alpha {saved.alpha:g}), the config says "
+            f"{config.estimator!r} (half_life {config.half_life:g}, alpha {config.alpha:g})"
+            + fix)
+    if profiles is not None and list(profiles) != list(data["profiles"]):
+        raise ConfigError("metastrategy.profiles",
+                          f"the stored learner knows profiles {list(data['profiles'])}, the "
+                          f"config has {list(profiles)}" + fix)
+    if features is not None and list(features) != list(data["features"]):
+        raise ConfigError("metastrategy", "the stored learner was learned on other context "
+                          "features (another version of the plugin)" + fix)

@@ -1,7 +1,8 @@
 """Q-table stores, and :func:`open_store` to open the one ``metastrategy.store_url`` names.
 
-* :mod:`.base`: the store contract (:class:`QStore`), :class:`LedgerRow`, the JSON document
-  and :class:`MemoryStore` (backtests, hyperopt, tests);
+* :mod:`.base`: the store contract (:class:`QStore`), :class:`LedgerRow`, the JSON document,
+  the learner state's compare-and-swap (:class:`StaleLearnerStateError`) and
+  :class:`MemoryStore` (backtests, hyperopt, tests);
 * :mod:`.engine`: from a URL to a SQLAlchemy engine: URL checks and password masking, the
   SQLite file checks and its WAL / ``synchronous`` / ``BEGIN IMMEDIATE`` engine, PostgreSQL's
   driver, database error messages;
@@ -25,7 +26,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from freqtrade_metastrategy.errors import StoreError
-from freqtrade_metastrategy.store.base import FORMAT, LedgerRow, MemoryStore, QStore
+from freqtrade_metastrategy.store.base import (
+    FORMAT,
+    LedgerRow,
+    MemoryStore,
+    QStore,
+    StaleLearnerStateError,
+)
 from freqtrade_metastrategy.store.engine import STORE_URL_FIELD
 from freqtrade_metastrategy.store.sql import SqlStore
 
@@ -35,6 +42,7 @@ __all__ = [
     "MemoryStore",
     "QStore",
     "SqlStore",
+    "StaleLearnerStateError",
     "default_store_url",
     "open_store",
 ]

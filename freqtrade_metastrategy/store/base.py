@@ -7,9 +7,18 @@ Save/load contract
   ``None`` (exactly-once rewards).
 * :meth:`QStore.export_dict` / :meth:`QStore.import_dict` round-trip exactly (floats included).
   The JSON document format is ``{"format": FORMAT, "version": 1, "entries": [...],
-  "ledger": [...]}``.
-* Importing into a store that already holds data requires ``replace=True``: learned data is
-  never overwritten by accident.
+  "ledger": [...], "learner": {...} or null}``; a document without ``"learner"`` (written
+  before the learner state existed) imports as ``"learner": null``.
+* Importing into a store that already holds data (cells, ledger rows or a learner state)
+  requires ``replace=True``: learned data is never overwritten by accident.
+* The full-information learner's state is one opaque JSON object with a *generation*
+  (:meth:`QStore.learner_state`). :meth:`QStore.save_learner_state` is a compare-and-swap: it
+  writes only if the stored generation is still the one the caller loaded, else it raises
+  :class:`StaleLearnerStateError` and writes nothing. Every replacement (reset, import) clears
+  or replaces the state and bumps the generation in its transaction, so a bot still holding
+  the state it had before can never write it back. The state is stored as JSON text
+  (``allow_nan=False``): it reads back as ``json.loads(json.dumps(state))``, floats bit for
+  bit (tuples come back as lists, and keys must be strings to come back unchanged).
 * :meth:`QStore.watermark` is the moment the current content began: set when the store is
   created and moved to "now" by every replacement (:meth:`QStore.reset`, an import), in the
   same transaction. The live strategy settles only trades closed at or after it, so a reset
@@ -18,6 +27,21 @@ Save/load contract
   probabilities, imported statistics) and non-datetime times are refused, in every store.
 * :class:`MemoryStore` is safe across threads, :class:`~.sql.SqlStore` also across processes
   (its export reads one snapshot). An import checks emptiness inside its write.
+
+>>> s = MemoryStore()
+>>> s.learner_state()
+(None, 0)
+>>> s.save_learner_state({"w": [0.1 + 0.2, 1e-300]}, generation=0)
+1
+>>> s.learner_state()
+({'w': [0.30000000000000004, 1e-300]}, 1)
+>>> s.save_learner_state({"w": []}, generation=0)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+freqtrade_metastrategy.store.base.StaleLearnerStateError: memory: the learner state was changed...
+>>> s.reset()
+>>> s.learner_state()
+(None, 2)
 """
 
 from __future__ import annotations
@@ -28,7 +52,7 @@ import os
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +63,27 @@ from freqtrade_metastrategy.qtable import QEntry, QKey, check_alpha, check_rewar
 
 FORMAT = "freqtrade-metastrategy.qtable"
 FORMAT_VERSION = 1
+#: The document key of the learner state (absent in documents written before it existed).
+LEARNER_KEY = "learner"
+
+
+class StaleLearnerStateError(StoreError):
+    """:meth:`QStore.save_learner_state` was given a generation that is no longer the stored
+    one: another process reset, imported or saved meanwhile. Nothing was written; the caller
+    reloads :meth:`QStore.learner_state`."""
+
+    def __init__(self, location: str, expected: int, stored: int) -> None:
+        self.location = location
+        self.expected = expected
+        self.stored = stored
+        super().__init__(
+            f"{location}: the learner state was changed by another process (a `reset`, an "
+            f"`import` or another bot) since this one loaded it (generation {expected}, now "
+            f"{stored}); nothing was written, the learner reloads the stored state."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (its __init__ takes three arguments)
+        return type(self), (self.location, self.expected, self.stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +202,58 @@ def check_finite(entries: list[QEntry], ledger: list[LedgerRow], source: str) ->
             raise StoreError(f"{source}: ledger row seq={r.seq}: non-finite reward/probability.")
 
 
+def encode_learner(state: object, what: str) -> str:
+    """``state`` (a JSON object) as the JSON text stored; StoreError if it is not one.
+
+    >>> encode_learner({"a": [1, 0.1]}, "x")
+    '{"a": [1, 0.1]}'
+    >>> encode_learner({"a": float("nan")}, "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    freqtrade_metastrategy.errors.StoreError: x: the learner state contains NaN or infinity...
+    """
+    if not isinstance(state, Mapping):
+        raise StoreError(f"{what}: the learner state must be a JSON object (a dict), got "
+                         f"{type(state).__name__}; nothing was written.")
+    try:
+        return json.dumps(dict(state), allow_nan=False)
+    except ValueError as exc:
+        problem = ("contains NaN or infinity, which JSON cannot hold"
+                   if "out of range float" in str(exc).lower() else f"is not JSON ({exc})")
+        raise StoreError(f"{what}: the learner state {problem}; nothing was written.") \
+            from exc
+    except (TypeError, RecursionError) as exc:
+        raise StoreError(f"{what}: the learner state is not JSON-serialisable ({exc}); "
+                         "nothing was written.") from exc
+
+
+def decode_learner(text: str, what: str) -> dict[str, Any]:
+    """The stored JSON text back as a fresh dict; StoreError if it is not a JSON object."""
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"{what}: the stored learner state is not valid JSON ({exc}): "
+                         "damaged store.") from exc
+    if not isinstance(state, dict):
+        raise StoreError(f"{what}: the stored learner state is not a JSON object: damaged "
+                         "store.")
+    return state
+
+
+def check_generation(generation: object) -> int:
+    """A generation as returned by :meth:`QStore.learner_state` (an int >= 0)."""
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise StoreError(f"generation: must be the int >= 0 learner_state() returned, got "
+                         f"{generation!r}")
+    return generation
+
+
+def parse_learner(data: object, source: str) -> str | None:
+    """The document's learner state as JSON text (``None``: none, or an older document)."""
+    state = data.get(LEARNER_KEY) if isinstance(data, dict) else None
+    return None if state is None else encode_learner(state, source)
+
+
 def parse_document(data: object, source: str) -> tuple[list[QEntry], list[LedgerRow]]:
     """Validate an exported document; errors name ``source`` and the offending part."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -269,23 +366,53 @@ class QStore(ABC):
     @abstractmethod
     def _replace_all(
         self, entries: list[QEntry], ledger: list[LedgerRow], *, watermark: datetime,
-        require_empty: bool, source: str,
+        require_empty: bool, source: str, learner: str | None,
     ) -> None:
-        """Replace the whole content and set the watermark in one transaction; with
-        ``require_empty``, raise :func:`not_empty_error` (inside it) if there is content."""
+        """Replace the whole content (``learner``: the learner state's JSON text, ``None``
+        clears it; its generation is bumped either way) and set the watermark in one
+        transaction; with ``require_empty``, raise :func:`not_empty_error` (inside it) if
+        there is content."""
 
     def reset(self, *, now: datetime | None = None) -> None:
-        """Delete every cell and ledger row; the watermark moves to ``now`` (default: the
-        current time)."""
+        """Delete every cell, ledger row and the learner state (its generation is bumped);
+        the watermark moves to ``now`` (default: the current time)."""
         self._replace_all([], [], watermark=content_start(now), require_empty=False,
-                          source="reset")
+                          source="reset", learner=None)
+
+    # -- the learner state ---------------------------------------------------------------
+    def learner_state(self) -> tuple[dict[str, Any] | None, int]:
+        """The stored learner state (a fresh copy; ``None`` if there is none) and its
+        generation (0 for a store that never had one), read together."""
+        text, generation = self._learner_text()
+        return (None if text is None else decode_learner(text, self.location)), generation
+
+    def save_learner_state(self, state: Mapping[str, Any], *, generation: int) -> int:
+        """Store ``state`` if the stored generation is still ``generation`` (compare-and-swap,
+        one transaction) and return the new generation, ``generation + 1``.
+
+        Raises :class:`StaleLearnerStateError` (writing nothing) if another process reset,
+        imported or saved meanwhile, and :class:`StoreError` (writing nothing) if ``state`` is
+        not a JSON object without NaN/infinity.
+        """
+        text = encode_learner(state, self.location)
+        return self._save_learner_text(text, check_generation(generation))
+
+    @abstractmethod
+    def _learner_text(self) -> tuple[str | None, int]:
+        """The stored learner state's JSON text (``None``: none) and its generation."""
+
+    @abstractmethod
+    def _save_learner_text(self, text: str, generation: int) -> int:
+        """:meth:`save_learner_state` with a validated state: the store's transaction."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (no-op by default)."""
 
     # -- import / export -------------------------------------------------------------------
     def is_empty(self) -> bool:
-        return not self.entries() and not self.ledger()
+        """No cell, no ledger row and no learner state (a store holding only a learner state
+        is not empty: importing into it needs ``replace``)."""
+        return not self.entries() and not self.ledger() and self._learner_text()[0] is None
 
     def export_dict(self) -> dict[str, Any]:
         return {
@@ -293,6 +420,7 @@ class QStore(ABC):
             "version": FORMAT_VERSION,
             "entries": [e.to_dict() for e in self.entries()],
             "ledger": [r.to_dict() for r in self.ledger()],
+            LEARNER_KEY: self.learner_state()[0],
         }
 
     def import_dict(
@@ -300,10 +428,13 @@ class QStore(ABC):
         now: datetime | None = None,
     ) -> None:
         """Load an exported document; the watermark moves to ``now`` (default: the current
-        time). A store with content needs ``replace=True`` (checked atomically)."""
+        time) and the learner state becomes the document's (``None`` if it has none; its
+        generation is bumped). A store with content (cells, ledger rows or a learner state)
+        needs ``replace=True`` (checked atomically)."""
         entries, ledger = parse_document(data, source)
+        learner = parse_learner(data, source)
         self._replace_all(entries, ledger, watermark=content_start(now),
-                          require_empty=not replace, source=source)
+                          require_empty=not replace, source=source, learner=learner)
 
     def export_json(self, path: str | Path) -> Path:
         """Write the document durably and atomically (fsync'd temp file, rename, fsync dir)."""
@@ -364,6 +495,8 @@ class MemoryStore(QStore):
         self._ledger: list[LedgerRow] = []
         self._settled: set[str] = set()
         self._watermark = content_start(now)
+        self._learner: str | None = None  # the learner state's JSON text
+        self._generation = 0
         self._lock = threading.Lock()
 
     # Picklable (hyperopt -j 2 pickles the strategy, and so its store, into every epoch): the
@@ -374,7 +507,7 @@ class MemoryStore(QStore):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"_learner": None, "_generation": 0, **state})
         self._lock = threading.Lock()
 
     def get(self, symbol: str, regime: str, strategy: str) -> QEntry | None:
@@ -400,6 +533,18 @@ class MemoryStore(QStore):
 
     def watermark(self) -> datetime:
         return self._watermark
+
+    def _learner_text(self) -> tuple[str | None, int]:
+        with self._lock:
+            return self._learner, self._generation
+
+    def _save_learner_text(self, text: str, generation: int) -> int:
+        with self._lock:
+            if self._generation != generation:
+                raise StaleLearnerStateError(self.location, generation, self._generation)
+            self._learner = text
+            self._generation += 1
+            return self._generation
 
     def _apply_reward(
         self,
@@ -432,12 +577,14 @@ class MemoryStore(QStore):
 
     def _replace_all(
         self, entries: list[QEntry], ledger: list[LedgerRow], *, watermark: datetime,
-        require_empty: bool, source: str,
+        require_empty: bool, source: str, learner: str | None,
     ) -> None:
         with self._lock:
-            if require_empty and (self._cells or self._ledger):
+            if require_empty and (self._cells or self._ledger or self._learner is not None):
                 raise not_empty_error(self.location, source)
             self._watermark = watermark
+            self._learner = learner
+            self._generation += 1
             self._cells = {e.key: e for e in entries}
             self._ledger = sorted(ledger, key=lambda r: r.seq)
             self._settled = {r.trade_id for r in ledger if r.trade_id is not None}

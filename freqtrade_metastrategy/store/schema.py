@@ -1,10 +1,19 @@
 """The SQL store's tables, their checks, and the mapping between rows and dataclasses.
 
 * ``metastrategy_meta`` (``app``, ``schema_version``, ``watermark``), ``metastrategy_qtable``
-  (one row per :class:`~freqtrade_metastrategy.qtable.QEntry`) and ``metastrategy_ledger`` (one
-  row per :class:`~freqtrade_metastrategy.store.base.LedgerRow`);
+  (one row per :class:`~freqtrade_metastrategy.qtable.QEntry`), ``metastrategy_ledger`` (one
+  row per :class:`~freqtrade_metastrategy.store.base.LedgerRow`) and ``metastrategy_learner``
+  (one row, key ``"state"``: the full-information learner's state as JSON text, its
+  ``generation`` and ``updated_at``; a reset stores the JSON ``null`` in it rather than deleting
+  the row, so the generation only ever grows);
 * :func:`check_schema` refuses another application's or a damaged schema; :func:`create_or_stamp`
   creates the tables, or stamps a legacy store's watermark;
+* ``metastrategy_learner`` came after ``schema_version`` 1, as an additive migration that keeps
+  the version at 1: a store created before gets the table at its first open by a version that
+  knows it (:func:`create_learner_table`; a store that may only be read works without it and
+  has no learner state). An older version ignores the table (it neither reads nor checks it),
+  so it still opens the store, but its exports leave the learner state out and its ``reset``
+  and ``import`` leave the learner state (and its generation) as they were;
 * :data:`ENTRIES` / :data:`LEDGER` convert rows from the dataclass fields (times as ISO-8601
   text), and check at import that each table has exactly those columns.
 """
@@ -12,6 +21,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -79,7 +89,20 @@ ledger_table: Final = sa.Table(
     sa.UniqueConstraint("trade_id", name="uq_metastrategy_ledger_trade_id"),
 )
 
-TABLES: Final = (meta_table, qtable, ledger_table)
+learner_table: Final = sa.Table(
+    "metastrategy_learner",
+    metadata,
+    sa.Column("key", _Name, primary_key=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    # JSON text; the JSON null once a reset or an import without one cleared it.
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Text, nullable=True),
+)
+#: The key of the learner table's one row, and the stored text of "no learner state".
+LEARNER_ROW: Final = "state"
+NO_LEARNER: Final = "null"
+
+TABLES: Final = (meta_table, qtable, ledger_table, learner_table)
 KEY_COLUMNS: Final = ("symbol", "regime", "strategy")
 
 
@@ -254,6 +277,8 @@ def check_schema(conn: Connection, db: StoreEngine) -> dict[str, str]:
         if table.name not in names:
             raise StoreError(f"{loc}: table {table.name} is missing (damaged store). {hint}")
         _check_columns(insp, table, db)
+    if learner_table.name in names:  # optional: created by the first open that knows it
+        _check_columns(insp, learner_table, db)
     if WATERMARK_KEY in rows:
         parse_watermark(rows[WATERMARK_KEY], db)
     return rows
@@ -313,3 +338,56 @@ def set_watermark(conn: Connection, at: datetime) -> None:
     stmt = sa.update(meta_table).where(meta_table.c.key == WATERMARK_KEY)
     if conn.execute(stmt.values(value=value)).rowcount == 0:
         conn.execute(sa.insert(meta_table).values(key=WATERMARK_KEY, value=value))
+
+
+# --------------------------------------------------------------------------------------------
+# The learner state (metastrategy_learner)
+# --------------------------------------------------------------------------------------------
+def has_learner_table(conn: Connection) -> bool:
+    return sa.inspect(conn).has_table(learner_table.name)
+
+
+def may_create_tables(conn: Connection, db: StoreEngine) -> bool:
+    """Whether creating a table can succeed here, asked without trying (a read-only file or
+    transaction, a role without CREATE on its schema answer no)."""
+    if db.sqlite_file is not None:
+        return os.access(db.sqlite_file, os.W_OK)
+    if db.dialect == "postgresql":
+        return bool(conn.exec_driver_sql(
+            "SELECT current_setting('transaction_read_only') = 'off' AND "
+            "COALESCE(has_schema_privilege(current_schema(), 'CREATE'), false)"
+        ).scalar())
+    return True
+
+
+def create_learner_table(conn: Connection, db: StoreEngine) -> None:
+    """Add ``metastrategy_learner`` to a store created before it existed (serialized like the
+    table creation; a no-op when another process created it meanwhile)."""
+    if db.dialect == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+    learner_table.create(conn, checkfirst=True)
+
+
+def read_learner(conn: Connection, location: str) -> tuple[str | None, int]:
+    """The learner state's JSON text (``None``: none) and its generation (0: no row)."""
+    row = conn.execute(
+        sa.select(learner_table.c.generation, learner_table.c.state)
+        .where(learner_table.c.key == LEARNER_ROW)
+    ).first()
+    if row is None:
+        return None, 0
+    generation, state = row
+    if not isinstance(generation, int) or not isinstance(state, str):
+        raise StoreError(f"{location}: malformed {learner_table.name} row (generation "
+                         f"{generation!r}): damaged store.")
+    return (None if state == NO_LEARNER else state), generation
+
+
+def replace_learner(conn: Connection, text: str | None) -> None:
+    """Set the learner state (``None``: clear it) and bump its generation, whatever it was."""
+    values = {"state": NO_LEARNER if text is None else text,
+              "updated_at": content_start().isoformat()}
+    stmt = sa.update(learner_table).where(learner_table.c.key == LEARNER_ROW)
+    bumped = stmt.values(generation=learner_table.c.generation + 1, **values)
+    if conn.execute(bumped).rowcount == 0:
+        conn.execute(sa.insert(learner_table).values(key=LEARNER_ROW, generation=1, **values))

@@ -4,13 +4,27 @@ SQLAlchemy URL (SQLAlchemy Core only; opening in :mod:`.engine`, tables in :mod:
 :meth:`SqlStore.apply_reward` is one transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the
 cell locked ``FOR UPDATE``): the ledger row first (an already settled ``trade_id`` rolls it
 back and returns ``None``), then the cell, so retrying after an unknown outcome is safe.
-Replacements (reset, import) swap the whole content and the watermark in one transaction;
-an export reads one snapshot. Opening never replaces, truncates or recreates anything.
+Replacements (reset, import) swap the whole content, the learner state (bumping its
+generation) and the watermark in one transaction; an export reads one snapshot.
+:meth:`SqlStore.save_learner_state` is one compare-and-swap transaction: ``UPDATE ... WHERE
+generation = <the caller's>`` (PostgreSQL: the row lock, and READ COMMITTED re-checks the
+condition on the newest row version), or the first row's ``INSERT ... ON CONFLICT DO NOTHING``.
+Opening never replaces, truncates or recreates anything; it adds ``metastrategy_learner`` to a
+store created before that table existed, unless the store may only be read (then there is no
+learner state, and saving one says why not).
+
+Lock order, PostgreSQL (SQLite: every write is ``BEGIN IMMEDIATE``, one writer at a time, so
+no deadlock there): ``metastrategy_ledger``, then ``metastrategy_qtable``, then
+``metastrategy_learner``, then the watermark row of ``metastrategy_meta``. ``apply_reward``
+takes the ledger then its cell (and only reads the watermark); ``save_learner_state`` takes
+only the learner row; reset and import take the three tables in one ``LOCK TABLE`` in that
+order, then write the watermark. Every transaction takes its locks in this one order, so no
+wait cycle, and so no deadlock, can form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -26,10 +40,13 @@ from freqtrade_metastrategy.qtable import QEntry, QKey
 from freqtrade_metastrategy.store.base import (
     FORMAT,
     FORMAT_VERSION,
+    LEARNER_KEY,
     LedgerRow,
     QStore,
+    StaleLearnerStateError,
     check_finite,
     content_start,
+    decode_learner,
     norm_trade_id,
     not_empty_error,
 )
@@ -44,19 +61,27 @@ from freqtrade_metastrategy.store.engine import (
 from freqtrade_metastrategy.store.schema import (
     ENTRIES,
     KEY_COLUMNS,
+    LEARNER_ROW,
     LEDGER,
+    NO_LEARNER,
     WATERMARK_KEY,
     check_schema,
+    create_learner_table,
     create_or_stamp,
+    has_learner_table,
     key_where,
+    learner_table,
     ledger_table,
     legacy_watermark,
+    may_create_tables,
     meta_table,
     our_tables,
     parse_watermark,
     qtable,
     read_entries,
+    read_learner,
     read_ledger,
+    replace_learner,
     set_watermark,
     stored_watermark,
 )
@@ -90,6 +115,9 @@ class SqlStore(QStore):
     ) -> None:
         self._closed = False
         self._unstamped: datetime | None = None  # a read-only legacy store's computed watermark
+        #: Whether metastrategy_learner is known to exist (False: a read-only store of an
+        #: earlier version; looked for again before each use).
+        self._learner_ready = False
         #: Test hook: use the portable savepoint code path instead of the dialect upserts.
         self._generic = False
         self.journal_mode: str | None = None
@@ -149,8 +177,44 @@ class SqlStore(QStore):
                     with self._tx() as conn:
                         settled = (r.settled_at for r in read_ledger(conn, self.location))
                         self._unstamped = legacy_watermark(settled, content_start())
+            self._learner_ready = learner_table.name in present or self._add_learner_table()
             if self._sqlite_file is not None:
                 self.journal_mode = enable_wal(self._engine, self.location)
+
+    def _add_learner_table(self) -> bool:
+        """Create ``metastrategy_learner`` if it is missing and this store may be written (the
+        additive migration of a store created before it existed); whether it exists now."""
+        with self._tx() as conn:
+            if has_learner_table(conn):
+                return True
+            if not may_create_tables(conn, self._db):
+                return False  # a store we may only read: not even tried
+        try:
+            with self._tx(write=True) as conn:
+                create_learner_table(conn, self._db)
+        except sa.exc.DBAPIError as exc:
+            if not is_read_only(exc):
+                raise
+            return False
+        return True
+
+    def _has_learner_table(self, conn: Connection) -> bool:
+        if not self._learner_ready:  # another process may have created it since
+            self._learner_ready = has_learner_table(conn)
+        return self._learner_ready
+
+    def _need_learner_table(self, action: str) -> None:
+        """Make sure ``metastrategy_learner`` exists before ``action`` writes into it."""
+        if not self._learner_ready:
+            with self._errors(f"creating the {learner_table.name} table"):
+                self._learner_ready = self._add_learner_table()
+        if not self._learner_ready:
+            raise StoreError(
+                f"{self.location}: table {learner_table.name} is missing and cannot be created "
+                f"here (the store may only be read, or this account may not create tables), so "
+                f"{action} is not possible; nothing was changed. Open the store once with an "
+                "account that may create tables (any command of this version adds it)."
+            )
 
     # -- plumbing ------------------------------------------------------------------------
     @contextmanager
@@ -225,14 +289,25 @@ class SqlStore(QStore):
 
     def is_empty(self) -> bool:
         with self._errors("reading the store"), self._tx() as conn:
-            return not self._has_data(conn)
+            return not self._has_data(conn, learner=self._has_learner_table(conn))
 
     @staticmethod
-    def _has_data(conn: Connection) -> bool:
+    def _has_data(conn: Connection, *, learner: bool) -> bool:
+        """Cells, ledger rows, or (``learner``: the table exists) a learner state."""
         for table in (qtable, ledger_table):
             if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
                 return True
+        if learner:
+            stmt = sa.select(sa.literal(1)).where(learner_table.c.key == LEARNER_ROW,
+                                                  learner_table.c.state != NO_LEARNER)
+            return conn.execute(stmt).first() is not None
         return False
+
+    def _learner_text(self) -> tuple[str | None, int]:
+        with self._errors("reading the learner state"), self._tx() as conn:
+            if not self._has_learner_table(conn):
+                return None, 0  # a read-only store of an earlier version: none
+            return read_learner(conn, self.location)
 
     # -- writes --------------------------------------------------------------------------
     def _apply_reward(
@@ -276,22 +351,30 @@ class SqlStore(QStore):
                 return None
             raise
 
-    def _insert_ledger(self, conn: Connection, row: dict[str, Any]) -> bool:
-        """Insert the ledger row; ``False`` if its trade_id is already settled."""
+    def _insert_unless_present(self, conn: Connection, table: sa.Table, row: dict[str, Any],
+                               key: str, present: Callable[[], bool]) -> bool:
+        """Insert ``row``; ``False`` if a row with its unique ``key`` exists already (SQLite,
+        PostgreSQL: ``ON CONFLICT DO NOTHING``; other databases: an integrity error for which
+        ``present()`` says so, else the error is raised)."""
         if not self._generic and self.dialect in ("sqlite", "postgresql"):
             insert = sqlite.insert if self.dialect == "sqlite" else pg.insert
-            stmt = insert(ledger_table).values(**row).on_conflict_do_nothing(
-                index_elements=["trade_id"]
-            )
+            stmt = insert(table).values(**row).on_conflict_do_nothing(index_elements=[key])
             return conn.execute(stmt).rowcount == 1
         try:
             with conn.begin_nested():
-                conn.execute(sa.insert(ledger_table).values(**row))
+                conn.execute(sa.insert(table).values(**row))
         except sa.exc.IntegrityError:
-            if row["trade_id"] is not None and self._settled(conn, row["trade_id"]):
+            if present():
                 return False
             raise
         return True
+
+    def _insert_ledger(self, conn: Connection, row: dict[str, Any]) -> bool:
+        """Insert the ledger row; ``False`` if its trade_id is already settled."""
+        tid = row["trade_id"]
+        return self._insert_unless_present(
+            conn, ledger_table, row, "trade_id",
+            lambda: tid is not None and self._settled(conn, tid))
 
     def _lock_cell(self, conn: Connection, key: QKey) -> tuple[QEntry, bool]:
         """The cell to update (locked against concurrent writers) and whether its row exists."""
@@ -318,22 +401,56 @@ class SqlStore(QStore):
         row = conn.execute(sa.select(qtable).where(where).with_for_update()).mappings().one()
         return ENTRIES.from_row(row, self.location), True
 
+    def _save_learner_text(self, text: str, generation: int) -> int:
+        self._need_learner_table("saving the learner state")
+        with self._errors("saving the learner state (nothing was written)"), \
+                self._tx(write=True) as conn:
+            if not self._swap_learner(conn, text, generation):
+                # Raised inside the transaction: it rolls back (it wrote nothing anyway).
+                stored = read_learner(conn, self.location)[1]
+                raise StaleLearnerStateError(self.location, generation, stored)
+        return generation + 1
+
+    def _swap_learner(self, conn: Connection, text: str, generation: int) -> bool:
+        """Write ``text`` as generation ``generation + 1`` if ``generation`` is the stored
+        one; ``False`` (nothing written) if it is not."""
+        values = {"state": text, "updated_at": content_start().isoformat()}
+        stmt = sa.update(learner_table).where(learner_table.c.key == LEARNER_ROW,
+                                              learner_table.c.generation == generation)
+        if conn.execute(stmt.values(generation=generation + 1, **values)).rowcount == 1:
+            return True
+        if generation != 0:
+            return False
+        # Generation 0: no row yet, unless another process inserted it meanwhile.
+        row = {"key": LEARNER_ROW, "generation": 1, **values}
+        return self._insert_unless_present(conn, learner_table, row, "key", lambda: True)
+
     def _replace_all(
         self, entries: list[QEntry], ledger: list[LedgerRow], *, watermark: datetime,
-        require_empty: bool, source: str,
+        require_empty: bool, source: str, learner: str | None,
     ) -> None:
         check_finite(entries, ledger, source)
+        if learner is not None:
+            self._need_learner_table(f"importing the learner state of {source}")
+        elif not self._learner_ready:  # try, so that the generation is bumped
+            with self._errors(f"creating the {learner_table.name} table"):
+                self._learner_ready = self._add_learner_table()
         with self._errors(f"replacing the content ({source}; nothing was changed)"), \
                 self._tx(write=True) as conn:
+            with_learner = self._has_learner_table(conn)
             if self._is_pg:
-                conn.exec_driver_sql(
-                    # the order apply_reward takes them in (ledger, then cell): no deadlock
-                    "LOCK TABLE metastrategy_ledger, metastrategy_qtable IN EXCLUSIVE MODE"
-                )
+                # The lock order (module doc): ledger, Q-table, learner, as apply_reward
+                # (ledger, then cell) and save_learner_state (learner only): no deadlock.
+                tables = ["metastrategy_ledger", "metastrategy_qtable"]
+                if with_learner:
+                    tables.append(learner_table.name)
+                conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
             # Checked inside the write transaction, so no concurrent writer can slip in.
-            if require_empty and self._has_data(conn):
+            if require_empty and self._has_data(conn, learner=with_learner):
                 raise not_empty_error(self.location, source)
             set_watermark(conn, watermark)
+            if with_learner:
+                replace_learner(conn, learner)
             conn.execute(sa.delete(ledger_table))
             conn.execute(sa.delete(qtable))
             if entries:
@@ -352,11 +469,14 @@ class SqlStore(QStore):
         with self._errors("export"), self._tx(snapshot=True) as conn:
             entries = read_entries(conn, self.location)
             ledger = read_ledger(conn, self.location)
+            learner = (read_learner(conn, self.location)[0]
+                       if self._has_learner_table(conn) else None)
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "entries": [e.to_dict() for e in entries],
             "ledger": [r.to_dict() for r in ledger],
+            LEARNER_KEY: None if learner is None else decode_learner(learner, self.location),
         }
 
     def close(self) -> None:

@@ -33,20 +33,14 @@ from freqtrade_metastrategy.store import SqlStore
 
 pytestmark = pytest.mark.slow
 
+#: The seeds' learner ("policy": "epsilon_greedy", one setting away from the default) with
+#: epsilon 0 and an empty table: the per-regime heuristic decides, deterministically.
 RIDER: dict[str, Any] = {
+    "policy": "epsilon_greedy",
     "epsilon": 0.0,
     "profiles": {"trend_rider": {"suitable_for_ranging": True, "suitable_for_low_vol": True}},
     "heuristic": {r.value: "trend_rider" for r in REGIMES if r != MarketRegime.ILLIQUID},
 }
-
-
-@pytest.fixture
-def exchange(tmp_path: Path) -> Iterator[LoopbackProcess]:
-    proc = LoopbackProcess(tmp_path / "exchange")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
@@ -114,10 +108,12 @@ LADDER_PROFILES = [*sorted(BUILTIN_PROFILES), "my_ladder"]
 
 def pinned(profile: str) -> dict[str, Any]:
     """A config whose learner deterministically chooses ``profile`` in every liquid regime:
-    epsilon 0, an empty table (so the per-regime heuristic decides), ``profile`` suitable
+    the seeds' learner with epsilon 0, an empty table (so the per-regime heuristic decides),
+    ``profile`` suitable
     everywhere and named by the heuristic for every regime."""
     spec = {**(USER_PROFILE if profile == "my_ladder" else {}), **ALL_REGIMES_OK}
     return {
+        "policy": "epsilon_greedy",
         "epsilon": 0.0,
         "profiles": {profile: spec},
         "heuristic": {r.value: profile for r in REGIMES if r != MarketRegime.ILLIQUID},

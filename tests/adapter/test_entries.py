@@ -18,12 +18,13 @@ from conftest import DATADIR, PAIRS, REPO_ROOT, base_config
 
 from freqtrade_metastrategy.entries import EntrySet, entries_from_frame, load_config, load_entries
 from freqtrade_metastrategy.errors import MetaStrategyError
+from freqtrade_metastrategy.strategy import MetaStrategyBase
 from freqtrade_metastrategy.timerange import TimerangeError
 
 TIMERANGE = "20230301-20230315"
 START = pd.Timestamp("2023-03-01", tz="UTC")
 END = pd.Timestamp("2023-03-15", tz="UTC")
-STARTUP = 400  # MetaStrategyBase.startup_candle_count
+STARTUP = MetaStrategyBase.startup_candle_count
 
 
 @dataclass

@@ -75,8 +75,10 @@ class _Tuned(MetaStrategyBase):
 
 def make(runmode: RunMode, tmp_path: Path, metastrategy: dict[str, Any] | None = None,
          file_params: dict[str, Any] | None = None) -> _Tuned:
+    # the seeds' learner: the learner space tunes its epsilon / alpha / min_samples
+    section = {"policy": "epsilon_greedy", **(metastrategy or {})}
     s = _Tuned({"runmode": runmode, "timeframe": "1h", "stake_currency": "USDT",
-                "user_data_dir": str(tmp_path), "metastrategy": metastrategy or {},
+                "user_data_dir": str(tmp_path), "metastrategy": section,
                 "spaces": ["regime", "learner"]})
     s._ft_params_from_file = file_params or {}
     return s
@@ -274,7 +276,8 @@ def hyperopt(
     strategy_dir = directory / "strategies"
     strategy_dir.mkdir(parents=True)
     shutil.copy(STRATEGY_FILE, strategy_dir)
-    section: dict[str, Any] = {"seed": 42, **(metastrategy or {})}
+    # the seeds' learner (one setting away from the default): the learner space is its
+    section: dict[str, Any] = {"seed": 42, "policy": "epsilon_greedy", **(metastrategy or {})}
     if store_url:
         section["store_url"] = store_url
     cfg = write_offline_config(directory, url, pairs=PAIRS, overrides={

@@ -120,14 +120,16 @@ def assert_reward_is_profit(
 # ---------------------------------------------------------------------------------------------
 def test_backtest_learns_from_every_closed_trade(full_runs: tuple[Backtest, Backtest]) -> None:
     bt, _ = full_runs
-    assert len(bt.trades) > 300
+    # the default policy stands aside on about half of the ~1,000 signals it may take
+    assert len(bt.trades) > 100
     assert all(not t["is_open"] for t in bt.trades)
     # exactly one settled reward per closed trade
     assert len(bt.ledger) == len(bt.trades)
     assert len({r["trade_id"] for r in bt.ledger}) == len(bt.ledger)
     assert sum(e["count"] for e in bt.qtable["entries"]) == len(bt.trades)
+    # the default (walk-forward static) trades the warm-up profile, then its best so far
     profiles = Counter(r["strategy"] for r in bt.ledger)
-    assert len(profiles) >= 3, profiles
+    assert len(profiles) >= 2, profiles
     # the learned table is written where the log says
     m = re.search(r"\[RL\] backtest Q-table \((\d+) rewards\) written to (\S+)", bt.run.output)
     assert m and int(m.group(1)) == len(bt.trades)
@@ -193,10 +195,10 @@ def test_recursive_analysis_shows_no_drift_at_the_startup_count(
     cfg = meta_config(tmp_path, loopback_exchange.url)
     run = run_freqtrade(["recursive-analysis", "--strategy", "MetaStrategy", "--strategy-path",
                          str(STRATEGY_PATH), "--datadir", str(DATADIR), *cfg.config_args(),
-                         "--timerange", SHORT_RANGE, "--startup-candle", "100", "400"])
+                         "--timerange", SHORT_RANGE, "--startup-candle", "100", "1400"])
     assert run.ok, run.tail()
     header = next(ln for ln in run.output.splitlines() if "Indicators" in ln)
-    assert "400 (from strategy)" in header
+    assert "1400 (from strategy)" in header
     rows = [ln for ln in run.output.splitlines()
             if ln.startswith("│") and "%" in ln]
     assert any("adx" in r for r in rows)
@@ -262,10 +264,12 @@ def test_pretrained_table_is_the_starting_point(
     pretrained = tmp_path / "pretrained.json"
     pretrained.write_text(json.dumps(full_runs[0].qtable))
     before = pretrained.read_bytes()
-    cold = backtest(run_freqtrade, meta_config(tmp_path / "cold", loopback_exchange.url),
+    seeds = {"policy": "epsilon_greedy"}  # the bandit's Q-table is what is pretrained here
+    cold = backtest(run_freqtrade, meta_config(tmp_path / "cold", loopback_exchange.url, seeds),
                     SHORT_RANGE)
     warm = backtest(run_freqtrade, meta_config(
-        tmp_path / "warm", loopback_exchange.url, {"pretrained": str(pretrained)}), SHORT_RANGE)
+        tmp_path / "warm", loopback_exchange.url, {**seeds, "pretrained": str(pretrained)}),
+        SHORT_RANGE)
     assert pretrained.read_bytes() == before  # read, never written
     # the warm run's cells hold the pretrained rewards plus its own; its ledger only its own
     pre = sum(e["count"] for e in full_runs[0].qtable["entries"])

@@ -39,7 +39,7 @@ from freqtrade_metastrategy.profiles import get_strategy_profile
 
 BASE = 100.0
 START = pd.Timestamp("2024-01-01 00:00", tz="UTC")
-WARMUP = 466  # > startup_candle_count (400) + the backtest's first candles
+WARMUP = 466  # > PathStrategy.startup_candle_count (400) + the backtest's first candles
 SIGNAL_RANGE = 1.28
 PAD = 6
 VOLUME = 10_000.0

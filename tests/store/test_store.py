@@ -35,6 +35,7 @@ from freqtrade_metastrategy.store import (
     MemoryStore,
     QStore,
     SqlStore,
+    StaleLearnerStateError,
     default_store_url,
     open_store,
 )
@@ -66,6 +67,12 @@ def sqlite_url(path: Path) -> str:
 def dump(store: QStore) -> str:
     """The export as canonical JSON text: floats compare by repr, i.e. bit for bit."""
     return json.dumps(store.export_dict(), sort_keys=True, allow_nan=False)
+
+
+def exported(doc: dict[str, Any]) -> str:
+    """``doc`` as :func:`dump` shows it once imported: a document without a learner state
+    (written before it existed) exports ``"learner": null``."""
+    return json.dumps({"learner": None, **doc}, sort_keys=True, allow_nan=False)
 
 
 def replay(ledger: list[LedgerRow], key: tuple[str, str, str], alpha: float) -> QEntry:
@@ -252,8 +259,8 @@ def test_export_import_round_trip_is_exact(new_store: Callable[[], QStore]) -> N
     src = new_store()
     src.import_dict(doc)
     text = dump(src)
-    assert json.loads(text) == json.loads(json.dumps(doc, sort_keys=True))
-    assert text == json.dumps(doc, sort_keys=True)  # nothing reordered or reformatted
+    assert json.loads(text) == json.loads(exported(doc))
+    assert text == exported(doc)  # nothing reordered or reformatted
     dst = new_store()
     dst.import_dict(src.export_dict())
     assert dump(dst) == text
@@ -301,7 +308,7 @@ def test_import_into_non_empty_store_needs_replace(new_store: Callable[[], QStor
     with pytest.raises(StoreError):
         only_ledger.import_dict(doc)
     store.import_dict(doc, replace=True)
-    assert dump(store) == json.dumps(doc, sort_keys=True)
+    assert dump(store) == exported(doc)
 
 
 def test_invalid_import_changes_nothing(store: QStore) -> None:
@@ -390,7 +397,8 @@ def test_watermark_moves_only_when_the_content_is_replaced(store: QStore,
     store.import_dict(doc, now=T3)
     assert store.watermark() == T3
     path = store.export_json(tmp_path / "doc.json")
-    assert set(json.loads(path.read_text())) == {"format", "version", "entries", "ledger"}
+    assert set(json.loads(path.read_text())) == {"format", "version", "entries", "ledger",
+                                                 "learner"}
     store.import_json(path, replace=True, now=T1)
     assert store.watermark() == T1
     # by default: the current time
@@ -433,7 +441,8 @@ def test_sqlite_settings_and_persistence(tmp_path: Path) -> None:
         assert again.is_settled(1)
     with sqlite3.connect(path) as raw:
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == {"metastrategy_meta", "metastrategy_qtable", "metastrategy_ledger"}
+        assert tables == {"metastrategy_meta", "metastrategy_qtable", "metastrategy_ledger",
+                          "metastrategy_learner"}
         meta = dict(raw.execute("SELECT key, value FROM metastrategy_meta"))
         watermark = meta.pop("watermark")  # ISO-8601 text in UTC
         assert meta == {"app": "freqtrade-metastrategy", "schema_version": "1"}
@@ -723,6 +732,16 @@ def _make_missing_columns(p: Path) -> None:
     conn.close()
 
 
+def _make_damaged_learner(p: Path) -> None:
+    store = SqlStore(sqlite_url(p))
+    store.close()
+    with sqlite3.connect(p) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("DROP TABLE metastrategy_learner")
+        conn.execute("CREATE TABLE metastrategy_learner (key TEXT PRIMARY KEY, doc TEXT)")
+    conn.close()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -733,6 +752,7 @@ def _make_missing_columns(p: Path) -> None:
         (_make_other_app, "someone-else"),
         (_make_tables_without_meta, "no metastrategy_meta"),
         (_make_missing_columns, "sum_sq_r"),
+        (_make_damaged_learner, r"metastrategy_learner lacks column\(s\) generation, state"),
     ],
 )
 def test_foreign_files_are_refused_and_left_untouched(
@@ -1046,3 +1066,525 @@ def test_read_only_legacy_store_still_opens(pg_databases: Callable[[], str]) -> 
         conn.exec_driver_sql(f"DROP OWNED BY {role}")
         conn.exec_driver_sql(f"DROP ROLE {role}")
     engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# The full-information learner's state (QStore.learner_state / save_learner_state)
+# ---------------------------------------------------------------------------------------------
+def learner_doc(i: int = 0) -> dict[str, Any]:
+    """A learner state of about 50 KB with values that are hard to round-trip (odd floats,
+    -0.0, nested and empty containers, non-ASCII keys); ``i`` makes each one unique."""
+    return {
+        "i": i,
+        "learner": {
+            "version": 1, "released": i,
+            "means": {"s": [0.1 + 0.2, 1e-300, -2.5e17, 5e-324, -0.0, 2.0**-1074 * 3],
+                      "w": 1 / 3},
+            "ridge": {"sxx": [[(i + 37 * r + c) / 7 for c in range(40)] for r in range(40)],
+                      "lam": 1e-12},
+            "pending": [],
+        },
+        "tracker": {
+            "watching": [{"pair": "BTC/USDT:USDT", "signal_ns": 1_700_000_000_000_000_000 + k,
+                          "side": "long", "x": [k / 3, -0.0, 123456.789]} for k in range(300)],
+            "seen_through": {"BTC/USDT:USDT": 1_700_000_000_000_000_000 + i},
+            "counts": {"trend_up": [i, 1], "range": [0, 0]},
+        },
+        "nested": [[], [[]], {"": None, "ü": True, "f": False}, "x" * 100, 2**70],
+    }
+
+
+def as_text(state: object) -> str:
+    """Bit-for-bit comparison (floats by repr, -0.0 included) that also sees key order."""
+    return json.dumps(state, allow_nan=False)
+
+
+def test_learner_doc_is_about_50_kb() -> None:
+    assert 40_000 < len(as_text(learner_doc(7))) < 80_000
+
+
+def test_learner_state_round_trips_exactly(store: QStore) -> None:
+    assert store.learner_state() == (None, 0)
+    assert store.is_empty()
+    doc = learner_doc(3)
+    assert store.save_learner_state(doc, generation=0) == 1
+    got, generation = store.learner_state()
+    assert generation == 1 and got == doc and as_text(got) == as_text(doc)
+    assert got is not doc
+    got["i"] = -1  # the caller's copies are its own: neither changes the stored state
+    doc["i"] = -2
+    assert store.learner_state() == (learner_doc(3), 1)
+    assert not store.is_empty()  # a learner state is learned data
+    assert store.export_dict()["learner"] == learner_doc(3)
+    assert store.save_learner_state(learner_doc(4), generation=1) == 2
+    assert as_text(store.learner_state()) == as_text([learner_doc(4), 2])
+    assert store.entries() == [] and store.ledger() == []  # the Q-table is another thing
+
+
+def test_learner_state_is_a_compare_and_swap_on_its_generation(store: QStore) -> None:
+    assert store.save_learner_state(learner_doc(1), generation=0) == 1
+    for stale in (0, 2, 99):
+        with pytest.raises(StaleLearnerStateError) as info:
+            store.save_learner_state(learner_doc(2), generation=stale)
+        assert isinstance(info.value, StoreError)
+        assert (info.value.expected, info.value.stored) == (stale, 1)
+        message = str(info.value)
+        assert store.location in message
+        for words in ("changed by another process", "reset", "import", "nothing was written",
+                      "reloads"):
+            assert words in message
+    for bad in (-1, True, "1", 1.0, None):
+        with pytest.raises(StoreError, match="generation"):
+            store.save_learner_state(learner_doc(2), generation=bad)  # type: ignore[arg-type]
+    assert as_text(store.learner_state()) == as_text([learner_doc(1), 1])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_learner_state_is_refused_and_nothing_written(store: QStore,
+                                                                 bad: float) -> None:
+    store.save_learner_state(learner_doc(1), generation=0)
+    doc = learner_doc(2)
+    doc["learner"]["ridge"]["sxx"][39][39] = bad
+    with pytest.raises(StoreError, match="learner state contains NaN or infinity") as info:
+        store.save_learner_state(doc, generation=1)
+    assert store.location in str(info.value) and "nothing was written" in str(info.value)
+    assert as_text(store.learner_state()) == as_text([learner_doc(1), 1])
+    # Not a JSON object, or not JSON at all: refused the same way.
+    for wrong, match in (([1, 2], "must be a JSON object"), ({"s": {1, 2}}, "not JSON"),
+                         ({"a": object()}, "not JSON")):
+        with pytest.raises(StoreError, match=match):
+            store.save_learner_state(wrong, generation=1)  # type: ignore[arg-type]
+    assert store.save_learner_state(learner_doc(3), generation=1) == 2  # still generation 1
+
+
+def test_reset_clears_the_learner_state_and_bumps_its_generation(store: QStore) -> None:
+    # A bot that loaded the fresh store (generation 0) and learned in memory must not be able
+    # to write that back after a reset either: every reset bumps the generation.
+    store.reset()
+    assert store.learner_state() == (None, 1)
+    with pytest.raises(StaleLearnerStateError):
+        store.save_learner_state(learner_doc(1), generation=0)
+    assert store.save_learner_state(learner_doc(1), generation=1) == 2
+    assert not store.is_empty()  # only a learner state: not empty
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    store.reset(now=T2)
+    assert store.learner_state() == (None, 3)
+    assert store.is_empty() and store.watermark() == T2
+    with pytest.raises(StaleLearnerStateError):  # the bot's pre-reset state stays out
+        store.save_learner_state(learner_doc(2), generation=2)
+    assert store.learner_state() == (None, 3)
+    assert store.save_learner_state(learner_doc(3), generation=3) == 4
+
+
+def test_export_import_with_a_learner_state(new_store: Callable[[], QStore],
+                                            tmp_path: Path) -> None:
+    src = new_store()
+    src.import_dict(awkward_document())
+    src.save_learner_state(learner_doc(5), generation=1)
+    text = dump(src)
+    path = src.export_json(tmp_path / "with-learner.json")
+    document = json.loads(path.read_text())
+    assert set(document) == {"format", "version", "entries", "ledger", "learner"}
+    assert as_text(document["learner"]) == as_text(learner_doc(5))
+    dst = new_store()
+    dst.import_json(path, now=T1)
+    assert dump(dst) == text and dst.watermark() == T1
+    assert dst.learner_state() == (learner_doc(5), 1)  # an import bumps the generation
+    # Through the other kinds too (memory <-> SQL agree bit for bit).
+    mem = MemoryStore()
+    mem.import_dict(dst.export_dict())
+    assert dump(mem) == text
+    with SqlStore(sqlite_url(tmp_path / "via.sqlite")) as sql:
+        sql.import_dict(mem.export_dict())
+        assert dump(sql) == text
+    # --replace: the document's learner state, or none, replaces the stored one.
+    dst.import_dict({**document, "learner": learner_doc(6)}, replace=True)
+    assert as_text(dst.learner_state()) == as_text([learner_doc(6), 2])
+    dst.import_dict({**document, "learner": None}, replace=True)
+    assert dst.learner_state() == (None, 3)
+    assert not dst.is_empty() and dump(dst) == exported({**document, "learner": None})
+
+
+def test_old_export_without_learner_state_still_imports(new_store: Callable[[], QStore],
+                                                        tmp_path: Path) -> None:
+    old = awkward_document()  # as exports were written before the learner state existed
+    assert "learner" not in old
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old, indent=1))
+    store = new_store()
+    store.import_json(path)
+    assert dump(store) == exported(old) and store.learner_state() == (None, 1)
+    # replacing a store that has a learner state with an old export clears it
+    store.save_learner_state(learner_doc(1), generation=1)
+    store.import_json(path, replace=True)
+    assert store.learner_state() == (None, 3) and dump(store) == exported(old)
+
+
+def test_import_without_replace_never_drops_a_learner_state(
+    new_store: Callable[[], QStore],
+) -> None:
+    doc = {**awkward_document(), "learner": learner_doc(9)}
+    only_learner = new_store()
+    only_learner.save_learner_state(learner_doc(1), generation=0)
+    before = dump(only_learner)
+    for incoming in (doc, awkward_document(), {**doc, "entries": [], "ledger": []}):
+        with pytest.raises(StoreError, match="already holds learned data") as info:
+            only_learner.import_dict(incoming, now=T1)
+        assert "--replace" in str(info.value)
+        assert dump(only_learner) == before
+        assert only_learner.learner_state()[1] == 1 and only_learner.watermark() != T1
+    # Cells only: refused as before, the document's learner state is not merged in.
+    cells = new_store()
+    cells.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    with pytest.raises(StoreError, match="already holds learned data"):
+        cells.import_dict(doc)
+    assert cells.learner_state() == (None, 0)
+    # An empty store takes the document's learner state.
+    empty = new_store()
+    empty.import_dict(doc)
+    assert as_text(empty.learner_state()) == as_text([learner_doc(9), 1])
+
+
+def test_import_of_a_document_with_a_bad_learner_state_changes_nothing(store: QStore) -> None:
+    store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+    store.save_learner_state(learner_doc(1), generation=0)
+    before = dump(store)
+    # json.loads reads NaN/Infinity: a hand-edited file can hold them
+    nan_doc = json.loads(json.dumps({**awkward_document(), "learner": {"w": [1.0, math.nan]}}))
+    for bad, match in ((nan_doc, "NaN or infinity"),
+                       ({**awkward_document(), "learner": [1, 2]}, "must be a JSON object")):
+        with pytest.raises(StoreError, match=match) as info:
+            store.import_dict(bad, replace=True, source="bad.json")
+        assert str(info.value).startswith("bad.json: ")
+        assert dump(store) == before and store.learner_state()[1] == 1
+
+
+def test_memory_store_pickles_its_learner_state() -> None:
+    import pickle
+
+    store = MemoryStore()
+    store.save_learner_state(learner_doc(2), generation=0)
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.learner_state() == (learner_doc(2), 1)
+    assert copy.save_learner_state(learner_doc(3), generation=1) == 2
+    assert store.learner_state() == (learner_doc(2), 1)
+
+
+# -- SQL: several store objects, the table, read-only stores, crashes -------------------------
+def test_two_store_objects_on_one_database_compare_and_swap(db_url: str) -> None:
+    with SqlStore(db_url) as bot, SqlStore(db_url) as other:
+        assert bot.learner_state() == other.learner_state() == (None, 0)
+        assert bot.save_learner_state(learner_doc(1), generation=0) == 1
+        with pytest.raises(StaleLearnerStateError):
+            other.save_learner_state(learner_doc(2), generation=0)  # loaded before bot saved
+        assert other.learner_state() == (learner_doc(1), 1)  # nothing written
+        assert other.save_learner_state(learner_doc(2), generation=1) == 2
+        with pytest.raises(StaleLearnerStateError):
+            bot.save_learner_state(learner_doc(3), generation=1)
+        other.reset()
+        with pytest.raises(StaleLearnerStateError):
+            bot.save_learner_state(learner_doc(3), generation=2)
+        assert bot.learner_state() == (None, 3)
+    with SqlStore(db_url) as again:  # persisted
+        assert again.learner_state() == (None, 3)
+
+
+def test_concurrent_saves_each_win_one_generation(db_url: str) -> None:
+    """Writers that reload on StaleLearnerStateError: every successful save got its own
+    generation, none was lost (PostgreSQL: the row lock under READ COMMITTED)."""
+    SqlStore(db_url).close()
+    won: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            with SqlStore(db_url) as store:
+                saves = 0
+                while saves < 15:
+                    _state, generation = store.learner_state()
+                    try:
+                        won.append(store.save_learner_state({"by": k, "n": saves},
+                                                            generation=generation))
+                        saves += 1
+                    except StaleLearnerStateError:
+                        pass
+        except BaseException as exc:  # reported to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert sorted(won) == list(range(1, 46))
+    with SqlStore(db_url) as store:
+        state, generation = store.learner_state()
+        assert generation == 45 and state is not None and state["n"] == 14
+
+
+def test_sqlite_learner_writes_begin_immediate_and_generic_path(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "l.sqlite")
+    with SqlStore(url) as store, SqlStore(url) as other:
+        seen: list[str] = []
+
+        def record(_c: object, _cur: object, statement: str, *_: object) -> None:
+            seen.append(statement.split()[0].upper() + (
+                " IMMEDIATE" if "IMMEDIATE" in statement.upper() else ""))
+
+        sa.event.listen(store._engine, "before_cursor_execute", record)
+        store.save_learner_state(learner_doc(1), generation=0)
+        assert seen[0] == "BEGIN IMMEDIATE" and "INSERT" in seen
+        seen.clear()
+        store.learner_state()
+        assert seen[0] == "BEGIN"
+        # The portable savepoint path (databases other than SQLite/PostgreSQL)
+        store.reset()
+        other._generic = True
+        with pytest.raises(StaleLearnerStateError):
+            other.save_learner_state(learner_doc(2), generation=0)
+        assert other.save_learner_state(learner_doc(2), generation=2) == 3
+        fresh = SqlStore(sqlite_url(tmp_path / "g.sqlite"))
+        fresh._generic = True
+        assert fresh.save_learner_state(learner_doc(3), generation=0) == 1
+        with pytest.raises(StaleLearnerStateError):
+            fresh.save_learner_state(learner_doc(4), generation=0)
+        assert fresh.learner_state() == (learner_doc(3), 1)
+        fresh.close()
+
+
+def _drop_learner_table(url: str) -> None:
+    """Turn a store into what the version before the learner state left: no such table."""
+    engine = sa.create_engine(default_pg_driver(sa.make_url(url)))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE metastrategy_learner"))
+    finally:
+        engine.dispose()
+
+
+def _has_learner_table(url: str) -> bool:
+    engine = sa.create_engine(default_pg_driver(sa.make_url(url)))
+    try:
+        with engine.connect() as conn:
+            return sa.inspect(conn).has_table("metastrategy_learner")
+    finally:
+        engine.dispose()
+
+
+def test_a_store_created_before_the_learner_state_gets_its_table(db_url: str,
+                                                                 tmp_path: Path) -> None:
+    with SqlStore(db_url) as store:
+        store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+        text, mark = dump(store), store.watermark()
+    _drop_learner_table(db_url)
+    assert not _has_learner_table(db_url)
+    with SqlStore(db_url, create=False) as store:  # an existing store: migrated even so
+        assert _has_learner_table(db_url)
+        assert dump(store) == text and store.watermark() == mark
+        assert store.learner_state() == (None, 0) and not store.is_empty()
+        assert store.save_learner_state(learner_doc(1), generation=0) == 1
+    # An old export imported into it, and an export of it read by the old format's parser
+    with SqlStore(db_url) as store:
+        assert store.learner_state() == (learner_doc(1), 1)
+        path = store.export_json(tmp_path / "x.json")
+        store.import_dict({k: v for k, v in json.loads(path.read_text()).items()
+                           if k != "learner"}, replace=True)
+        assert store.learner_state() == (None, 2)
+
+
+def _open_read_only(path: str, results: Any) -> None:
+    """In a child process that may only read ``path`` (root: as ``nobody``)."""
+    import pwd
+
+    from freqtrade_metastrategy.store import sql
+
+    try:
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+        attempts: list[str] = []
+        sql.create_learner_table = lambda *_: attempts.append("create")  # type: ignore[assignment]
+        with SqlStore(sqlite_url(Path(path)), create=False) as store:
+            out: dict[str, Any] = {"state": store.learner_state(),
+                                   "cells": len(store.entries()),
+                                   "empty": store.is_empty(),
+                                   "learner": store.export_dict()["learner"]}
+            for what, call in (("save", lambda: store.save_learner_state({"a": 1},
+                                                                         generation=0)),
+                               ("reset", store.reset)):
+                try:
+                    call()
+                    out[what] = "done"
+                except StoreError as exc:
+                    out[what] = str(exc)
+        out["attempts"] = attempts
+        results.put(out)
+    except BaseException as exc:  # reported to the parent
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_read_only_sqlite_store_without_learner_table_opens(tmp_path: Path) -> None:
+    """A store of the previous version that this process may only read (e.g. `show` on a
+    file owned by the bot's user): it opens, has no learner state, and the table is not even
+    tried (SQLite needs the directory writable for a WAL store's -shm file, as before)."""
+    import multiprocessing
+    import pwd
+    import shutil
+    import tempfile
+
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("running as root without a 'nobody' user to read the store as")
+    folder = Path(tempfile.mkdtemp(prefix="ms-ro-"))  # reachable by 'nobody' (root's run)
+    try:
+        folder.chmod(0o777)
+        path = folder / "ro.sqlite"
+        with SqlStore(sqlite_url(path)) as store:
+            store.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id=1)
+        _drop_learner_table(sqlite_url(path))
+        path.chmod(0o444)
+        ctx = multiprocessing.get_context("fork")
+        results = ctx.Queue()
+        child = ctx.Process(target=_open_read_only, args=(str(path), results))
+        child.start()
+        out = results.get(timeout=60)
+        child.join(30)
+        assert isinstance(out, dict), out
+        assert out["state"] == (None, 0) and out["learner"] is None
+        assert out["cells"] == 1 and out["empty"] is False
+        assert out["attempts"] == []  # never tried to create the table
+        assert "metastrategy_learner is missing and cannot be created" in out["save"]
+        assert "nothing was changed" in out["save"]
+        assert "readonly" in out["reset"]  # as before: a read-only store cannot be reset
+        assert not _has_learner_table(sqlite_url(path))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_pg
+def test_read_only_postgresql_role_without_learner_table(pg_databases: Callable[[], str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like test_read_only_legacy_store_still_opens, for the learner table: a SELECT-only role
+    opens a store of the previous version, sees no learner state, never tries CREATE TABLE."""
+    from freqtrade_metastrategy.store import sql
+
+    url = pg_databases()
+    with SqlStore(url) as writer:
+        writer.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id="t1")
+    _drop_learner_table(url)
+    role = f"ms_reader_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(default_pg_driver(sa.make_url(url)))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'reader'")
+        conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    attempts: list[object] = []
+    monkeypatch.setattr(sql, "create_learner_table", lambda *a: attempts.append(a))
+    reader_url = sa.make_url(url).set(username=role, password="reader")
+    try:
+        with SqlStore(reader_url.render_as_string(hide_password=False), create=False) as reader:
+            assert reader.learner_state() == (None, 0)
+            assert reader.export_dict()["learner"] is None and not reader.is_empty()
+            with pytest.raises(StoreError, match="cannot be created here"):
+                reader.save_learner_state({"a": 1}, generation=0)
+        assert attempts == [] and not _has_learner_table(url)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        engine.dispose()
+
+
+@needs_pg
+def test_reset_while_the_learner_state_is_being_saved_does_not_deadlock_on_postgresql(
+    pg_databases: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The save holds the learner row; a reset (ledger, Q-table, learner) waits for it, then
+    clears the state and bumps the generation past the one the bot just got."""
+    url = pg_databases()
+    bot, cli = SqlStore(url), SqlStore(url)
+    bot.apply_reward(*CELL, 1.0, alpha=ALPHA, trade_id="t0")
+    real = SqlStore._swap_learner
+    swapped = threading.Event()
+
+    def slow_swap(self: SqlStore, conn: Any, text: str, generation: int) -> bool:
+        done = real(self, conn, text, generation)
+        swapped.set()  # the row is updated and locked; hold the transaction open a moment
+        time.sleep(0.5)
+        return done
+
+    monkeypatch.setattr(bot, "_swap_learner", slow_swap.__get__(bot))
+    out: dict[str, Any] = {}
+    saver = threading.Thread(target=lambda: out.update(
+        generation=bot.save_learner_state(learner_doc(1), generation=0)))
+    other = SqlStore(url)  # a reward settling meanwhile (ledger, then its cell)
+    rewarder = threading.Thread(target=lambda: out.update(entry=other.apply_reward(
+        *CELL, 1.0, alpha=ALPHA, trade_id="t1")))
+    saver.start()
+    assert swapped.wait(10)
+    rewarder.start()
+    cli.reset()  # waits for the save, then empties the store
+    saver.join(10)
+    rewarder.join(10)
+    assert out["generation"] == 1 and "entry" in out
+    assert cli.learner_state() == (None, 2)
+    with pytest.raises(StaleLearnerStateError):
+        bot.save_learner_state(learner_doc(2), generation=1)
+    for store in (bot, cli, other):
+        store.close()
+
+
+def _save_learner_states(url: str, fd: int) -> None:
+    """Child process: save learner_doc(0), learner_doc(1), ... and report each index on
+    ``fd`` right after its commit, until killed."""
+    store = SqlStore(url)
+    generation = 0
+    for i in itertools.count():
+        generation = store.save_learner_state(learner_doc(i), generation=generation)
+        os.write(fd, f"{i}\n".encode())
+
+
+@pytest.mark.slow
+def test_sigkill_mid_save_leaves_a_complete_learner_state(db_url: str) -> None:
+    import multiprocessing
+
+    SqlStore(db_url).close()
+    ctx = multiprocessing.get_context("fork")
+    read_fd, write_fd = os.pipe()
+    child = ctx.Process(target=_save_learner_states, args=(db_url, write_fd))
+    child.start()
+    os.close(write_fd)
+    printed: list[int] = []
+    with os.fdopen(read_fd) as reports:
+        try:
+            while len(printed) < 40:
+                line = reports.readline()
+                assert line, "the child stopped"
+                printed.append(int(line))
+            child.kill()  # SIGKILL, most likely inside a save (they are most of its time)
+            child.join(30)
+            printed += [int(x) for x in reports.read().split()]  # committed, still in the pipe
+        finally:
+            if child.is_alive():
+                child.kill()
+                child.join()
+    assert child.exitcode == -signal.SIGKILL
+    assert printed == list(range(len(printed)))
+    with SqlStore(db_url) as store:
+        state, generation = store.learner_state()
+        assert state is not None
+        i = state["i"]
+        # A complete state: the last one reported, or the one in flight when it was killed.
+        assert len(printed) - 1 <= i <= len(printed)
+        assert as_text(state) == as_text(learner_doc(i))
+        assert generation == i + 1
+        assert store.save_learner_state(learner_doc(-1), generation=generation) == i + 2
+    if _is_sqlite(db_url):
+        path = sa.make_url(db_url).database
+        assert path is not None
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        raw.close()

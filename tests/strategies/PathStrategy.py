@@ -28,6 +28,10 @@ SIGNALS = ("enter_long", "enter_short")
 
 
 class PathStrategy(MetaStrategyBase):
+    # the hand-built paths have 466 warm-up candles (tests/helpers/exit_paths.py); the exits
+    # under test do not use the context's long-memory features
+    startup_candle_count = 400
+
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self.can_short = config.get("trading_mode", "spot") == "futures"
