@@ -181,11 +181,12 @@ class MetaStrategyConfig:
             cfg.profiles.require(sid, f"{SECTION}.heuristic.{regime}")
         return cfg
 
-    def learner_meta(self, timeframe: str) -> dict[str, Any]:
+    def learner_meta(self, timeframe: str, fee: float) -> dict[str, Any]:
         """What a full-information learner's outcomes depend on beyond its own settings: the
-        reward unit, every profile's parameters, the timeframe (stored with the learner and
-        checked when it is loaded)."""
+        reward unit, every profile's parameters, the timeframe, the fee per fill (stored with
+        the learner and checked when it is loaded)."""
         return {"reward_unit": self.reward_unit, "timeframe": str(timeframe),
+                "fee": float(fee),
                 "profiles": {p: self.profiles[p].to_dict() for p in self.profiles}}
 
     @classmethod

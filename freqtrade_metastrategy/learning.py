@@ -93,8 +93,8 @@ class MetaLearningMixin(MetaSettlementMixin):
         self._since_ns = 0
         self._leader_warned = False
         self._fees: dict[str, float] = {}
-        # per pair: the enter_long / enter_short flags of the analysed candles
-        self._enter_flags: dict[str, tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]] = {}
+        # per pair: the analysed candles' dates (s), enter_long / enter_short flags, enter_tag
+        self._enter_flags: dict[str, tuple[npt.NDArray[Any], ...]] = {}
         # live: the stored learner could not be reloaded (never overwrite it)
         self._save_blocked = False
         self._lock = threading.RLock()  # live: forced entries decide on the API thread
@@ -128,7 +128,7 @@ class MetaLearningMixin(MetaSettlementMixin):
         cfg = self.full_info
         assert cfg is not None
         return FullInfoLearner(cfg, self._profile_order(), CONTEXT_FEATURES, DIRECTIONAL,
-                               MIRRORED, self.ms_config.learner_meta(self.timeframe))
+                               MIRRORED, self._learner_meta())
 
     def _design(self, learner: FullInfoLearner, pair: str, row: int, side: str) -> FloatArray:
         """The design row of ``pair``'s candle ``row`` (context, side, regime)."""
@@ -142,16 +142,18 @@ class MetaLearningMixin(MetaSettlementMixin):
     def _register_signals(self, dataframe: DataFrame, pair: str) -> None:
         """Backtests and hyperopt: every signal of ``pair``'s range, simulated ahead (handed to
         the learner at the run's first candle, see :meth:`_start_learning_run`)."""
-        self._enter_flags[pair] = flags(dataframe)
+        long_, short = flags(dataframe)
+        tags = (dataframe["enter_tag"].to_numpy(dtype=object) if "enter_tag" in dataframe
+                else np.full(len(dataframe), None, dtype=object))
+        self._enter_flags[pair] = (
+            dataframe["date"].to_numpy(dtype="datetime64[s]").astype("int64"), long_, short,
+            tags)
         if self.full_info is None or not self.ms_config.enabled:
             return
         if self._live:
             self._track_live(dataframe, pair)
             return
-        # the rows Freqtrade trims before the candle loop: the largest startup of a
-        # --strategy-list, which it writes into the shared config
-        start = int(self.config.get("startup_candle_count")
-                    or getattr(self, "startup_candle_count", 0) or 0)
+        start = self._required_startup()
         rows = signal_rows(dataframe, block_illiquid=self.ms_config.block_illiquid,
                            start=min(start, len(dataframe)))
         dates = dataframe["date"]
@@ -180,9 +182,21 @@ class MetaLearningMixin(MetaSettlementMixin):
             return FullInfoLearner.from_dict(state["learner"], self.full_info,
                                              profiles=self._profile_order(),
                                              features=CONTEXT_FEATURES,
-                                             meta=self.ms_config.learner_meta(self.timeframe))
+                                             meta=self._learner_meta())
         except (KeyError, TypeError, ValueError) as exc:
             raise MetaStrategyError(f"{source}: unreadable learner state ({exc})") from exc
+
+    def _required_startup(self) -> int:
+        """The rows Freqtrade trims before the candle loop: its data provider's required
+        startup (the largest of a --strategy-list, FreqAI's), else this strategy's."""
+        dp = getattr(self, "dp", None)
+        try:
+            if dp is not None:
+                return int(dp.get_required_startup(self.timeframe))
+        except Exception:  # no provider config (a bare strategy object): our own count
+            pass
+        return int(self.config.get("startup_candle_count")
+                   or getattr(self, "startup_candle_count", 0) or 0)
 
     def _start_learning_run(self, pretrained: Any = None, source: str = "") -> None:
         """A fresh learner for a backtest run (or the pretrained one), given every pair's
@@ -242,28 +256,50 @@ class MetaLearningMixin(MetaSettlementMixin):
 
     def _fee_rate(self, pair: str) -> float:
         """The fee per fill of the virtual trades and the context's ``ctx_fee_r``: what
-        Freqtrade charges. The config's ``fee``, else the exchange's worst case for the pair
-        (the larger of taker and maker, as a Freqtrade backtest takes it), else 0.1% (no
-        exchange: ``evaluate``, which uses the config's ``fee`` or 0.1% too)."""
-        fee = self.config.get("fee")
+        Freqtrade charges. Backtests, hyperopt and dry-run: the config's ``fee`` if set; a
+        backtest otherwise takes the worst of taker and maker of the whitelist's first pair
+        for every pair, and live the pair's taker (a market order). Live trading (not
+        dry-run) ignores the config's ``fee``: the exchange's. Without an exchange
+        (``evaluate``): the config's ``fee`` or 0.1%."""
+        live_real = self._live and not self.config.get("dry_run", True)
+        fee = None if live_real else self.config.get("fee")
         if fee is not None:
             return float(fee)
-        cached = self._fees.get(pair)
-        if cached is not None:
-            return cached
-        rate = DEFAULT_FEE
+        which = pair
+        if not self._live:
+            dp = getattr(self, "dp", None)
+            try:
+                whitelist = dp.current_whitelist() if dp is not None else []
+            except Exception:  # no pairlist (evaluate's provider)
+                whitelist = []
+            which = whitelist[0] if whitelist else pair
+        cached = self._fees.get(which)
+        if cached is None:
+            cached = self._market_fee(which)
+            self._fees[which] = cached
+        return cached
+
+    def _learner_meta(self) -> dict[str, Any]:
+        """What the learner's outcomes depend on (unit, profiles, timeframe, and the fee of the
+        whitelist's first pair)."""
+        dp = getattr(self, "dp", None)
+        try:
+            whitelist = dp.current_whitelist() if dp is not None else []
+        except Exception:  # no pairlist (evaluate's provider)
+            whitelist = []
+        pair = whitelist[0] if whitelist else self.leader_pair
+        return self.ms_config.learner_meta(self.timeframe, self._fee_rate(pair))
+
+    def _market_fee(self, pair: str) -> float:
+        """The larger of the market's taker and maker fee, else 0.1%."""
         dp = getattr(self, "dp", None)
         try:
             market = dp.market(pair) if dp is not None else None
         except Exception:  # no exchange (evaluate's data provider): the default
             market = None
-        if market:
-            rates = [float(market[k]) for k in ("taker", "maker")
-                     if isinstance(market.get(k), int | float)]
-            if rates:
-                rate = max(rates)
-        self._fees[pair] = rate
-        return rate
+        rates = [float(market[k]) for k in ("taker", "maker")
+                 if market and isinstance(market.get(k), int | float)]
+        return max(rates) if rates else DEFAULT_FEE
 
     # ------------------------------------------------------------------------------------------
     # live
@@ -279,10 +315,15 @@ class MetaLearningMixin(MetaSettlementMixin):
         doc, generation = store.learner_state()
         since_ns = int(store.watermark().timestamp() * 1e9)
         learner = self._pretrained_learner({"learner": doc} if doc else None, store.location)
-        tracker = (doc or {}).get("tracker", {}) if learner is not None else {}
-        watching = list(tracker.get("watching", []))
-        seen = {str(k): int(v) for k, v in tracker.get("seen_through", {}).items()}
-        counts = {str(k): [int(a), int(b)] for k, (a, b) in tracker.get("counts", {}).items()}
+        try:
+            tracker = (doc or {}).get("tracker", {}) if learner is not None else {}
+            watching = list(tracker.get("watching", []))
+            seen = {str(k): int(v) for k, v in tracker.get("seen_through", {}).items()}
+            counts = {str(k): [int(a), int(b)]
+                      for k, (a, b) in tracker.get("counts", {}).items()}
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise MetaStrategyError(f"{store.location}: unreadable learner tracker "
+                                    f"({exc})") from exc
         with self._lock:
             self._fi_decisions.clear()
             self._generation, self._since_ns = generation, since_ns
@@ -310,6 +351,8 @@ class MetaLearningMixin(MetaSettlementMixin):
         dates = dataframe["date"].to_numpy(dtype="datetime64[ns]").astype("int64")
         after = max(self._seen_through.get(pair, self._since_ns - 1), self._since_ns - 1)
         first = int(np.searchsorted(dates, after, side="right"))
+        if pair not in self._seen_through:  # a pair new to this store: warmed-up rows only
+            first = max(first, min(self._required_startup(), len(dates)))
         for row, side in signal_rows(dataframe, block_illiquid=self.ms_config.block_illiquid,
                                      start=first):
             x = self._design(learner, pair, row, side)
@@ -371,6 +414,9 @@ class MetaLearningMixin(MetaSettlementMixin):
             logger.warning("[RL] %s: reloading the full-information learner", exc)
             try:
                 self._load_live_learner(store)
+            except StoreError as reload_error:  # e.g. busy: the stale generation blocks
+                logger.warning("[RL] reload failed (%s): retrying next loop", reload_error)
+                self._dirty = True
             except MetaStrategyError as reload_error:
                 self._save_blocked = True
                 logger.error("[RL] the stored full-information learner cannot be used "
@@ -422,25 +468,34 @@ class MetaLearningMixin(MetaSettlementMixin):
             })
         return decision
 
-    def _is_signal(self, pair: str, signal_ns: int, side: str) -> bool:
-        """Whether ``pair``'s candle at ``signal_ns`` carries an entry signal for ``side``
-        (else the entry was forced: the REST API, Telegram, FreqUI, whatever its tag)."""
-        arrays = self._signal_arrays.get(pair)
-        flags = self._enter_flags.get(pair)
-        if arrays is None or flags is None or len(flags[0]) != len(arrays[0]):
+    def _is_signal(self, pair: str, signal_ns: int, side: str, entry_tag: str | None) -> bool:
+        """Whether the entry is the strategy's signal: ``pair``'s candle at ``signal_ns``
+        carries an entry signal for ``side`` under ``entry_tag`` (else the entry was forced:
+        the REST API, Telegram, FreqUI tag theirs, ``force_entry`` by default)."""
+        got = self._enter_flags.get(pair)
+        if got is None:
             return False
-        dates = arrays[0]
-        row = int(np.searchsorted(dates, signal_ns // 1_000_000_000))
-        if row >= len(dates) or int(dates[row]) * 1_000_000_000 != signal_ns:
+        dates, long_, short, tags = got
+        key = signal_ns // 1_000_000_000
+        row = int(np.searchsorted(dates, key))
+        if row >= len(dates) or int(dates[row]) != key:
             return False
-        long_, short = flags
-        return bool(short[row] and not long_[row]) if side == "short" else bool(
-            long_[row] and not short[row])
+        flagged = (bool(short[row] and not long_[row]) if side == "short"
+                   else bool(long_[row] and not short[row]))
+        return flagged and _same_tag(tags[row], entry_tag)
 
     def decisions_summary(self) -> Mapping[str, Any]:
         """Decisions and stand-asides per regime (for logs and the backtest export)."""
         return {r: {"decisions": c[0], "stand_aside": c[1]}
                 for r, c in sorted(self.decision_counts.items())}
+
+
+def _same_tag(candle: object, entry: str | None) -> bool:
+    """The candle's ``enter_tag`` and the entry's are the same (no tag: None, NaN or "")."""
+    def norm(tag: object) -> str:
+        return "" if tag is None or (isinstance(tag, float) and tag != tag) else str(tag)
+
+    return norm(candle) == norm(entry)
 
 
 __all__ = ["MetaLearningMixin"]

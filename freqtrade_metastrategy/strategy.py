@@ -172,6 +172,7 @@ class MetaStrategyBase(MetaLearningMixin):
         self._pretrained_doc: Any = None
         # a bandit with stand-aside: the choice made at confirm_trade_entry, for the entry fill
         self._bandit_choices: dict[tuple[str, int, str], ProfileDecision] = {}
+        self._aside_logged: set[tuple[str, int, str]] = set()
         self.selector: MetaStrategySelector = self._new_selector(MemoryStore(), static=True)
 
     # ------------------------------------------------------------------------------------------
@@ -222,7 +223,9 @@ class MetaStrategyBase(MetaLearningMixin):
         else:
             store = self._memory_store()
             try:  # a pretrained learner that does not fit the config stops the run here
-                self._pretrained_learner(self._pretrained_doc, str(self.ms_config.pretrained))
+                if self.full_info is not None:
+                    self._pretrained_learner(self._pretrained_doc,
+                                             str(self.ms_config.pretrained))
             except MetaStrategyError as exc:
                 raise OperationalException(f"metastrategy.pretrained: {exc}") from exc
         self.selector = self._new_selector(store, static=True)
@@ -252,11 +255,24 @@ class MetaStrategyBase(MetaLearningMixin):
                 self.export_backtest_qtable()
             self.selector = self._new_selector(self._memory_store())
             self._states.clear()
+            self._bandit_choices.clear()
+            self._aside_logged.clear()
             # (bot_start has checked a pretrained learner: Freqtrade only logs errors here)
             self._start_learning_run(self._pretrained_doc, str(self.ms_config.pretrained))
         if self._live:
-            self._save_live_learner(self.selector.store)
-            self._sweep_if_due(current_time)
+            try:
+                self._save_live_learner(self.selector.store)
+            finally:
+                self._sweep_if_due(current_time)
+                self._prune_decisions(current_time)
+
+    def _prune_decisions(self, now: datetime) -> None:
+        """Live: forget per-signal decisions older than a day (Freqtrade stops asking)."""
+        horizon = int((now - timedelta(days=1)).timestamp()) * 1_000_000_000
+        for cache in (self._bandit_choices, self._fi_decisions):
+            for key in [k for k in cache if k[1] < horizon]:
+                del cache[key]
+        self._aside_logged = {k for k in self._aside_logged if k[1] >= horizon}
 
     def backtest_qtable_path(self) -> Path:
         if self.ms_config.backtest_qtable_file:
@@ -400,8 +416,9 @@ class MetaStrategyBase(MetaLearningMixin):
 
         With a full-information policy, the policy then decides (:mod:`.learning`): it may
         stand aside (no order is sent; ``[STRATEGY] <pair> stand aside: ...``). A forced entry
-        (its signal candle carries no entry signal for the side: the REST API, Telegram,
-        FreqUI, whatever its tag) is never stood aside.
+        (its signal candle carries no entry signal for the side, or it does under another tag:
+        the REST API, Telegram, FreqUI) is never stood aside. Freqtrade asks again at every
+        loop after a refusal: the decision is made once per signal and logged once.
         """
         row = self._signal_row(pair, current_time)
         regime = row.regime if row is not None else MarketRegime.UNKNOWN.value
@@ -415,17 +432,24 @@ class MetaStrategyBase(MetaLearningMixin):
             return False
         signal_ns = 0 if row is None else int(row.date.timestamp()) * 1_000_000_000
         if (row is not None and self.ms_config.enabled and self._runmode in LEARNING_MODES
-                and self._is_signal(pair, signal_ns, side)):
+                and self._is_signal(pair, signal_ns, side, entry_tag)):
+            key = (pair, signal_ns, side)
             decision = self._decide(pair, signal_ns, side, regime)
             aside = decision.reason if decision is not None and decision.stand_aside else None
             if decision is None and self.ms_config.bandit_stand_aside is not None:
-                # a bandit with stand-aside: it chooses now (the entry fill reuses the choice)
-                chosen = self.selector.choose_profile(pair, regime)
-                self._bandit_choices[(pair, signal_ns, side)] = chosen
+                # A bandit with stand-aside chooses now, once per signal (Freqtrade asks again
+                # every loop after a refusal: a new draw each time would defeat the gate); the
+                # entry fill reuses the choice.
+                chosen = self._bandit_choices.get(key)
+                if chosen is None:
+                    chosen = self.selector.choose_profile(pair, regime)
+                    self._bandit_choices[key] = chosen
                 aside = bandit_stand_aside(chosen, self.ms_config.bandit_stand_aside)
             if aside is not None:
-                logger.log(logging.INFO if self._live else logging.DEBUG,
-                           "[STRATEGY] %s %s", pair, aside)
+                if key not in self._aside_logged:  # once per signal, not at every retry
+                    self._aside_logged.add(key)
+                    logger.log(logging.INFO if self._live else logging.DEBUG,
+                               "[STRATEGY] %s %s", pair, aside)
                 return False
         return True
 

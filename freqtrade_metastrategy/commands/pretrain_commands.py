@@ -70,7 +70,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     runner.run(range(len(table)))
     learner = runner.learner
     learner.advance(np.iinfo(np.int64).max)
-    learner.meta = ms.learner_meta(es.timeframe)
+    learner.meta = ms.learner_meta(es.timeframe, es.fee)
     doc: dict[str, Any] = {"learner": learner.to_dict(),
                            "tracker": {"watching": [], "seen_through": {}, "counts": {}}}
     store = MemoryStore()
