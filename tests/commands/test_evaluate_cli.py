@@ -136,6 +136,21 @@ def test_evaluate_writes_the_reports(report: tuple[Path, str]) -> None:
     assert {"eps_greedy[frozen]", "eps_greedy[online]", "static_train_best",
             "regime_train_best"} <= set(test)
     assert doc["meta"]["signals"] > 100
+    # the full-information candidates and the policy the config selects (here the default)
+    assert {"wfs_disc+aside", "ridge+aside", "configured"} <= set(summary)
+    meta = doc["meta"]
+    assert meta["configured_policy"]["name"] == "configured"
+    assert meta["configured_policy"]["policy"] == "walk_forward_static"
+    assert meta["default_policy"]["name"] == "wfs_disc+aside"
+    assert summary["configured"]["total"] == summary["wfs_disc+aside"]["total"]
+    # a stand-aside counts as an entry at 0 R: traded + stood aside = entries, per policy
+    for name in ("configured", "ridge+aside"):
+        row, counts = summary[name], unit["choice_counts"][name]
+        assert counts["stand_aside"] == row["trades"] - row["traded"]
+        assert sum(counts.values()) == row["trades"]
+    # on this slice the ridge gate declines some entries (the default's 200-signal warm-up
+    # trades them all): the traded share is not a copy of the entry count
+    assert 0 < summary["ridge+aside"]["traded"] < summary["ridge+aside"]["trades"]
     html = (out / "report.html").read_text()
     assert html.count("<script") >= 1 and len(html) > 1_000_000  # plotly.js inlined
     for title in ("Cumulative reward per policy", "Regret vs best static", "Regime mix",
