@@ -49,6 +49,7 @@ from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.evaluation.simulator import Entry
 from freqtrade_metastrategy.profiles import ProfileRegistry
+from freqtrade_metastrategy.regime import CLASSIFY_INPUTS
 from freqtrade_metastrategy.timerange import parse_timerange
 
 __all__ = ["DEFAULT_FEE", "EntrySet", "entries_from_frame", "load_config", "load_entries"]
@@ -75,6 +76,9 @@ class EntrySet:
     signals: dict[str, int] = field(default_factory=dict)
     #: context features of each entry's signal candle (rows aligned with ``entries``)
     context: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the raw regime features of each entry's signal candle (``regime.CLASSIFY_INPUTS``, rows
+    #: aligned with ``entries``): what ``tune`` reclassifies under other thresholds
+    regime_features: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def outcomes_with_context(self, outcomes: pd.DataFrame) -> pd.DataFrame:
         """The simulator's ``outcomes`` (``entry_id`` = position in :attr:`entries`) with the
@@ -170,13 +174,16 @@ def load_entries(
     timerange: str,
     *,
     progress: Callable[[str], None] | None = None,
+    keep_illiquid: bool = False,
 ) -> EntrySet:
     """Candles and entries of the config's strategy over ``timerange`` (see module doc).
 
     ``timerange``: ``START-END``, both ends, as
     :func:`~freqtrade_metastrategy.timerange.parse_timerange` reads it (a bad one raises
     :class:`~freqtrade_metastrategy.timerange.TimerangeError` before anything is loaded).
-    ``progress(pair)`` is called after each pair is analysed.
+    ``progress(pair)`` is called after each pair is analysed. ``keep_illiquid``: keep the
+    signals on ``illiquid`` candles even when the config blocks them (``tune`` drops them per
+    trial, under the trial's volume threshold).
     """
     from freqtrade.configuration import TimeRange
     from freqtrade.data.history import load_pair_history
@@ -209,6 +216,7 @@ def load_entries(
     candles: dict[str, pd.DataFrame] = {}
     entries: list[Entry] = []
     contexts: list[pd.DataFrame] = []
+    raw: list[pd.DataFrame] = []
     dropped = 0
     signals: dict[str, int] = {}
     for pair in pairs:
@@ -223,11 +231,14 @@ def load_entries(
         analysed = strat.ft_advise_signals(
             strat.advise_all_indicators({pair: df})[pair], {"pair": pair}
         )
-        got, d, rows = _entries_and_rows(analysed, pair, start, end,
-                                         block_illiquid=ms_config.block_illiquid)
+        got, d, rows = _entries_and_rows(
+            analysed, pair, start, end,
+            block_illiquid=ms_config.block_illiquid and not keep_illiquid)
         entries.extend(got)
         ctx_cols = [c for c in analysed.columns if str(c).startswith("ctx_")]
         contexts.append(analysed[ctx_cols].iloc[rows].reset_index(drop=True))
+        raw.append(analysed[[c for c in CLASSIFY_INPUTS if c in analysed.columns]
+                            ].iloc[rows].reset_index(drop=True))
         dropped += d
         signals[pair] = len(got) + d
         keep = (analysed["date"] >= start) & (analysed["date"] < end)
@@ -242,6 +253,9 @@ def load_entries(
                    key=lambda i: (entries[i].signal_time, entries[i].pair, entries[i].side))
     entries = [entries[i] for i in order]
     context = context.iloc[order].reset_index(drop=True) if len(context) else context
+    regime_features = pd.concat(raw, ignore_index=True) if raw else pd.DataFrame()
+    if len(regime_features):
+        regime_features = regime_features.iloc[order].reset_index(drop=True)
     fee = config.get("fee")
     return EntrySet(
         candles=candles, entries=entries,
@@ -249,4 +263,5 @@ def load_entries(
         profiles=ms_config.profiles, ms_config=ms_config, timerange=(start, end),
         strategy=str(config.get("strategy")), timeframe=timeframe,
         dropped_illiquid=dropped, signals=signals, context=context,
+        regime_features=regime_features,
     )

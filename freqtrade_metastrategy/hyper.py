@@ -27,29 +27,34 @@ from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy
 
 from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.errors import ConfigError
+from freqtrade_metastrategy.fullinfo import FullInfoConfig
 from freqtrade_metastrategy.regime import RegimeThresholds
 from freqtrade_metastrategy.selector import SelectorConfig
+from freqtrade_metastrategy.tuning.space import PARAMETERS, configured_value
 
 logger = logging.getLogger(__name__)
 
 LIVE_MODES: Final = (RunMode.LIVE, RunMode.DRY_RUN)
 #: Hyperoptable parameter -> (RegimeThresholds field, scale from parameter to field).
 REGIME_PARAMETERS: dict[str, tuple[str, float]] = {
-    "regime_trend_adx": ("trend_adx_threshold", 1.0),
-    "regime_trend_strength": ("trend_strength_threshold", 1.0),
-    "regime_low_vol_atr_pct": ("low_vol_atr_pct_threshold", 1.0),
-    "regime_high_vol_atr_pct": ("high_vol_atr_pct_threshold", 1.0),
-    "regime_extreme_vol_atr_pct": ("extreme_vol_atr_pct_threshold", 1.0),
-    "regime_illiquid_volume_musd": ("illiquid_volume_threshold", 1e6),
-}
-#: Hyperoptable parameter -> SelectorConfig field.
+    n: (p.field, p.scale) for n, p in PARAMETERS.items() if p.space == "regime"}
+#: Hyperoptable parameter -> SelectorConfig field (the seeds' bandit).
 LEARNER_PARAMETERS: dict[str, str] = {
-    "learner_epsilon": "epsilon",
-    "learner_alpha": "alpha",
-    "learner_min_samples": "min_samples",
-}
+    n: p.field for n, p in PARAMETERS.items() if p.space == "learner"}
+#: Hyperoptable parameter -> FullInfoConfig field (the full-information policies).
+FULLINFO_PARAMETERS: dict[str, str] = {
+    n: p.field for n, p in PARAMETERS.items() if p.space == "fullinfo"}
 #: Hyperopt spaces that would replace the profiles' exits (MetaStrategy refuses them).
 EXIT_SPACES: Final = ("roi", "stoploss", "trailing")
+
+
+def _parameter(name: str) -> DecimalParameter | IntParameter:
+    """Freqtrade's parameter for :data:`PARAMETERS` ``[name]`` (its space, range and grid)."""
+    p = PARAMETERS[name]
+    if p.is_int:
+        return IntParameter(int(p.low), int(p.high), default=int(p.default), space=p.space)
+    return DecimalParameter(p.low, p.high, default=p.default, decimals=p.decimals,
+                            space=p.space)
 
 
 class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (Any)
@@ -63,20 +68,23 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
     # run), else the strategy's parameter file (``MetaStrategy.json``, written by hyperopt),
     # else ``metastrategy.thresholds`` / the learner keys of the config, else the default.
     # The ATR% ranges do not overlap, so every sample keeps low < high < extreme.
-    regime_trend_adx = DecimalParameter(15.0, 40.0, default=25.0, decimals=1, space="regime")
-    regime_trend_strength = DecimalParameter(0.10, 0.60, default=0.30, decimals=2,
-                                             space="regime")
-    regime_low_vol_atr_pct = DecimalParameter(0.005, 0.020, default=0.015, decimals=3,
-                                              space="regime")
-    regime_high_vol_atr_pct = DecimalParameter(0.025, 0.055, default=0.040, decimals=3,
-                                               space="regime")
-    regime_extreme_vol_atr_pct = DecimalParameter(0.060, 0.120, default=0.060, decimals=3,
-                                                  space="regime")
-    regime_illiquid_volume_musd = DecimalParameter(0.0, 10.0, default=2.0, decimals=1,
-                                                   space="regime")
-    learner_epsilon = DecimalParameter(0.0, 0.30, default=0.10, decimals=2, space="learner")
-    learner_alpha = DecimalParameter(0.05, 0.50, default=0.20, decimals=2, space="learner")
-    learner_min_samples = IntParameter(1, 20, default=5, space="learner")
+    # Ranges, grids and defaults: :data:`freqtrade_metastrategy.tuning.space.PARAMETERS` (the
+    # search space ``freqtrade-metastrategy tune`` shares).
+    regime_trend_adx = _parameter("regime_trend_adx")
+    regime_trend_strength = _parameter("regime_trend_strength")
+    regime_low_vol_atr_pct = _parameter("regime_low_vol_atr_pct")
+    regime_high_vol_atr_pct = _parameter("regime_high_vol_atr_pct")
+    regime_extreme_vol_atr_pct = _parameter("regime_extreme_vol_atr_pct")
+    regime_illiquid_volume_musd = _parameter("regime_illiquid_volume_musd")
+    learner_epsilon = _parameter("learner_epsilon")
+    learner_alpha = _parameter("learner_alpha")
+    learner_min_samples = _parameter("learner_min_samples")
+    fullinfo_half_life = _parameter("fullinfo_half_life")
+    fullinfo_alpha = _parameter("fullinfo_alpha")
+    fullinfo_min_signals = _parameter("fullinfo_min_signals")
+    fullinfo_stand_aside_margin = _parameter("fullinfo_stand_aside_margin")
+    fullinfo_switch_margin = _parameter("fullinfo_switch_margin")
+    fullinfo_ridge_lambda = _parameter("fullinfo_ridge_lambda")
 
     # ------------------------------------------------------------------------------------------
     # run mode (what is tuned depends on it)
@@ -147,6 +155,28 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
         except ConfigError as exc:
             raise OperationalException(f"Learner settings: {exc}") from exc
 
+    def full_info_config(self, *, static: bool = False) -> FullInfoConfig | None:
+        """The full-information policy's settings in effect (hyperopt epoch, parameter file,
+        config, default), or None when the config selects a bandit."""
+        base = self.ms_config.full_info
+        if base is None:
+            return None
+        values: dict[str, Any] = {
+            field: self._tuned(name, float(getattr(base, field)), static=static)
+            for name, field in FULLINFO_PARAMETERS.items()
+        }
+        key = tuple(values.values())
+        cached = self.__dict__.get("_fi_effective")
+        if cached is not None and cached[0] == (base, key):
+            return cached[1]  # type: ignore[no-any-return]
+        values["min_signals"] = round(values["min_signals"])
+        try:
+            cfg = dataclasses.replace(base, **values)
+        except ConfigError as exc:
+            raise OperationalException(f"Full-information settings: {exc}") from exc
+        self.__dict__["_fi_effective"] = ((base, key), cfg)
+        return cfg
+
     # ------------------------------------------------------------------------------------------
     # start-up: parameter values, checks, settings log
     # ------------------------------------------------------------------------------------------
@@ -161,16 +191,12 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
 
     def _our_parameters(self) -> dict[str, float]:
         """Each hyperoptable parameter of ours -> its configured value (config or default)."""
-        return {name: self._configured(self.ms_config, name)
-                for name in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS)}
+        return {name: self._configured(self.ms_config, name) for name in PARAMETERS}
 
     @staticmethod
     def _configured(cfg: MetaStrategyConfig, name: str) -> float:
         """Parameter ``name``'s value in ``cfg`` (in the parameter's unit)."""
-        if name in REGIME_PARAMETERS:
-            field, scale = REGIME_PARAMETERS[name]
-            return float(getattr(cfg.thresholds, field)) / scale
-        return float(getattr(cfg.selector, LEARNER_PARAMETERS[name]))
+        return configured_value(cfg, name)
 
     def _sync_parameter_values(self) -> None:
         """Give parameters without a value in the parameter file the configured value.
@@ -205,12 +231,12 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
         are only logged by Freqtrade, and the epoch would run with the previous learner).
         Every corner of the search box is tried: each constraint is monotone in each parameter.
         """
-        tuned = [n for n in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS) if self._is_tuned(n)]
+        tuned = [n for n in PARAMETERS if self._is_tuned(n)]
         if not tuned:
             return
         saved = {n: getattr(self, n)._value for n in tuned}
         try:
-            # every corner of the search box (at most 2^9): constraints compare parameters
+            # every corner of the search box (at most 2^12): constraints compare parameters
             # with each other (low < high < extreme ATR%), so a mixed corner can be the bad one
             for corner in itertools.product(("low", "high"), repeat=len(tuned)):
                 for n, end in zip(tuned, corner, strict=True):
@@ -218,6 +244,7 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
                 try:
                     self.selector_config()
                     self.regime_thresholds()
+                    self.full_info_config()
                 except OperationalException as exc:
                     at = ", ".join(f"{n}={getattr(self, n)._value}" for n in tuned)
                     raise OperationalException(
@@ -246,11 +273,27 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
                 "for parameters of your own entry signals."
             )
         full_info = self.ms_config.full_info
+        if "fullinfo" in spaces and full_info is None:
+            raise OperationalException(
+                f"--spaces fullinfo tunes the full-information policy (half-life, warm-up, "
+                f"margins, ridge), but metastrategy.policy is "
+                f"{self.ms_config.selector.policy!r} (a bandit), which does not use them: drop "
+                "'fullinfo' from --spaces, or tune 'learner' (the bandit's settings)"
+            )
+        if "fullinfo" in spaces and full_info is not None and self.ms_config.pretrained and (
+                full_info.estimator in ("discounted", "ema")):
+            raise OperationalException(
+                "--spaces fullinfo tunes the learner's memory (fullinfo_half_life / "
+                "fullinfo_alpha), but metastrategy.pretrained starts every epoch from a "
+                "learner that already learned with its own memory: pretrain once per "
+                "candidate instead, or drop metastrategy.pretrained for the hyperopt, or use "
+                "freqtrade-metastrategy tune (it replays from an empty learner per fold)"
+            )
         if "learner" in spaces and full_info is not None:
             raise OperationalException(
                 f"--spaces learner tunes the seeds' bandit (epsilon, alpha, min_samples), but "
                 f"metastrategy.policy is {full_info.policy!r} (full information), which does "
-                "not use them: drop 'learner' from --spaces, or set \"policy\": "
+                "not use them: tune 'fullinfo' instead, or set \"policy\": "
                 "\"epsilon_greedy\" to tune the seeds' learner"
             )
 
@@ -259,8 +302,7 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
             RunMode.BACKTEST, RunMode.HYPEROPT) else logging.DEBUG
         if self._runmode == RunMode.HYPEROPT:
             spaces = set(self.config.get("spaces") or ())
-            tuned = [name for name in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS)
-                     if getattr(self, name).space in spaces]
+            tuned = [name for name in PARAMETERS if getattr(self, name).space in spaces]
             logger.log(level, "[REGIME] hyperopt tunes %s per epoch; every epoch learns from "
                        "a fresh %s table, seed %s", ", ".join(tuned) or "nothing of ours",
                        "pretrained" if self.ms_config.pretrained else "empty",
@@ -272,9 +314,17 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
                    t.trend_strength_threshold, t.low_vol_atr_pct_threshold,
                    t.high_vol_atr_pct_threshold, t.extreme_vol_atr_pct_threshold,
                    t.illiquid_volume_threshold)
+        fi = self.full_info_config()
+        if fi is not None:
+            logger.log(level, "[RL] learner: %s (full information), %s estimator, half-life %g, "
+                       "min_signals %d, stand aside %s (margin %g R)%s", fi.policy, fi.estimator,
+                       fi.half_life, fi.min_signals, fi.stand_aside, fi.stand_aside_margin,
+                       f", ridge lambda {fi.ridge_lambda:g}, switch margin {fi.switch_margin:g}"
+                       if fi.policy == "contextual_ridge" else "")
+            return
         logger.log(level, "[RL] learner: %s, epsilon %g, alpha %g, min_samples %d, seed %s",
                    sel.policy, sel.epsilon, sel.alpha, sel.min_samples, sel.seed)
 
 
-__all__ = ["EXIT_SPACES", "LEARNER_PARAMETERS", "LIVE_MODES", "REGIME_PARAMETERS",
-           "MetaHyperMixin"]
+__all__ = ["EXIT_SPACES", "FULLINFO_PARAMETERS", "LEARNER_PARAMETERS", "LIVE_MODES",
+           "REGIME_PARAMETERS", "MetaHyperMixin"]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ from pandas import DataFrame
 
 from freqtrade_metastrategy.context import CONTEXT_FEATURES, DIRECTIONAL, MIRRORED
 from freqtrade_metastrategy.entries import DEFAULT_FEE
-from freqtrade_metastrategy.errors import MetaStrategyError, StoreError
+from freqtrade_metastrategy.errors import ConfigError, MetaStrategyError, StoreError
 from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes
 from freqtrade_metastrategy.fullinfo import FullInfoConfig, FullInfoDecision, FullInfoLearner
 from freqtrade_metastrategy.profiles import BUILTIN_PROFILES
@@ -114,8 +115,9 @@ class MetaLearningMixin(MetaSettlementMixin):
     # ------------------------------------------------------------------------------------------
     @property
     def full_info(self) -> FullInfoConfig | None:
-        """The configured full-information policy, or None (a bandit policy)."""
-        cfg: FullInfoConfig | None = self.ms_config.full_info
+        """The full-information policy in effect (its settings from a hyperopt epoch, the
+        strategy's parameter file or the config), or None (a bandit policy)."""
+        cfg: FullInfoConfig | None = self.full_info_config()
         return cfg
 
     def _profile_order(self) -> list[str]:
@@ -178,13 +180,39 @@ class MetaLearningMixin(MetaSettlementMixin):
         state = doc.get("learner") if isinstance(doc, Mapping) else None
         if not state:
             return None
+        config = self._memory_of(state, source)
         try:
-            return FullInfoLearner.from_dict(state["learner"], self.full_info,
+            return FullInfoLearner.from_dict(state["learner"], config,
                                              profiles=self._profile_order(),
                                              features=CONTEXT_FEATURES,
                                              meta=self._learner_meta())
+        except ConfigError as exc:
+            raise MetaStrategyError(f"{source}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise MetaStrategyError(f"{source}: unreadable learner state ({exc})") from exc
+
+    def _memory_of(self, state: Mapping[str, Any], source: str) -> FullInfoConfig | None:
+        """The settings a stored learner is loaded with: the effective ones, except that a
+        memory (estimator, half-life, alpha) set by the strategy's parameter file (e.g. a
+        ``tune`` winner installed since) does not apply to statistics already learned under
+        another: those keep their own memory, with a warning. A memory changed in the config
+        itself is still refused by the learner (as before)."""
+        fi = self.full_info
+        configured = self.ms_config.full_info
+        try:
+            saved = FullInfoConfig.from_dict(state["learner"]["config"])
+        except (KeyError, TypeError, ValueError):
+            return fi  # unreadable: the learner's own check says so
+        if fi is None or configured is None or fi.decay == saved.decay or (
+                configured.estimator != saved.estimator or configured.decay != saved.decay):
+            return fi
+        logger.warning(
+            "[RL] %s: the stored learner learned with half_life %g / alpha %g; the strategy's "
+            "parameter file says half_life %g / alpha %g: the stored statistics keep their own "
+            "memory (reset the store, or pretrain again, to learn with the new one)",
+            source, saved.half_life, saved.alpha, fi.half_life, fi.alpha)
+        return replace(fi, estimator=saved.estimator, half_life=saved.half_life,
+                       alpha=saved.alpha)
 
     def _required_startup(self) -> int:
         """The rows Freqtrade trims before the candle loop: its data provider's required

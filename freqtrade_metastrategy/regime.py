@@ -82,6 +82,7 @@ from freqtrade_metastrategy.errors import ConfigError
 from freqtrade_metastrategy.indicators import FEATURE_COLUMNS, compute_regime_features
 
 __all__ = [
+    "CLASSIFY_INPUTS",
     "REGIMES",
     "MarketContext",
     "MarketRegime",
@@ -529,6 +530,11 @@ ATR=3.00% >= split 2.45% (mid band 1.50%-4.00%)')
 
 FloatArray = npt.NDArray[np.float64]
 CodeArray = npt.NDArray[np.int8]
+
+
+#: The per-candle features :func:`classify_regimes` reads, in its argument order (besides the
+#: live-only order-book depth and spread).
+CLASSIFY_INPUTS: Final[tuple[str, ...]] = ("adx", "atr_pct", "trend_strength", "volume_24h")
 
 
 def classify_regimes(

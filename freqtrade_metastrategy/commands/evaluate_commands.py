@@ -21,10 +21,12 @@ import pandas as pd
 from freqtrade_metastrategy.commands.shared import (
     add_strategy_arguments,
     load_export,
+    parse_walk_forward,
     read_config,
     resolve_store_url,
     run_with_freqtrade,
     strategy_config,
+    walk_forward_splits,
 )
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.evaluation.evidence import COMPARATOR, pick_default
@@ -61,7 +63,6 @@ from freqtrade_metastrategy.evaluation.walkforward import (
     WalkForwardResult,
     WalkForwardRun,
     evaluate,
-    rolling_splits,
     walk_forward,
 )
 from freqtrade_metastrategy.store import open_store
@@ -101,51 +102,6 @@ def _split(args: argparse.Namespace, full: UtcRange) -> tuple[UtcRange, UtcRange
         return parse_timerange(args.train), parse_timerange(args.test)
     mid = (full[0] + (full[1] - full[0]) / 2).floor("D")
     return (full[0], mid), (mid, full[1])
-
-
-def _rolling(args: argparse.Namespace) -> tuple[str, str, str | None] | None:
-    """``--walk-forward TRAIN:TEST[:STEP]`` (pandas durations, e.g. ``365D:365D``) or None."""
-    if not args.walk_forward:
-        if args.anchored:
-            raise MetaStrategyError("--anchored needs --walk-forward TRAIN:TEST")
-        return None
-    parts = str(args.walk_forward).split(":")
-    try:
-        if len(parts) not in (2, 3):
-            raise ValueError("expected TRAIN:TEST or TRAIN:TEST:STEP")
-        for part in parts:
-            if pd.Timedelta(part) <= pd.Timedelta(0):
-                raise ValueError(f"{part!r} is not a positive duration")
-        if len(parts) == 3 and pd.Timedelta(parts[2]) < pd.Timedelta(parts[1]):
-            raise ValueError("STEP shorter than TEST would make the test ranges overlap")
-    except ValueError as exc:
-        raise MetaStrategyError(
-            f"--walk-forward {args.walk_forward!r}: {exc} (durations like 365D, 90D, 12h; "
-            "m is minutes)"
-        ) from None
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-#: More folds than this is almost surely a unit mistake (``3m`` is three minutes).
-MAX_FOLDS = 500
-
-
-def _rolling_splits(args: argparse.Namespace, rolling: tuple[str, str, str | None] | None,
-                    full: UtcRange) -> list[Any]:
-    """The folds of ``--walk-forward`` over ``--timerange`` (checked before any work)."""
-    if rolling is None:
-        return []
-    step = pd.Timedelta(rolling[2] or rolling[1])
-    estimate = (full[1] - full[0] - pd.Timedelta(rolling[0])) / step
-    if estimate > MAX_FOLDS:
-        raise MetaStrategyError(f"--walk-forward {args.walk_forward}: about {int(estimate)} "
-                                f"folds (more than {MAX_FOLDS}); use days, e.g. 365D:90D")
-    splits = rolling_splits(full[0], full[1], train=rolling[0], test=rolling[1],
-                            step=rolling[2], anchored=args.anchored)
-    if not splits:
-        raise MetaStrategyError(f"--walk-forward {args.walk_forward}: no fold fits in "
-                                f"{args.timerange} (the train length alone reaches its end)")
-    return splits
 
 
 def _print_table(console: Any, title: str, header: Sequence[str],
@@ -192,8 +148,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     full_range = parse_timerange(args.timerange)
     train, test = _split(args, full_range)
     units = list(UNITS) if args.unit == "all" else [args.unit]
-    rolling = _rolling(args)
-    splits = _rolling_splits(args, rolling, full_range)
+    rolling = parse_walk_forward(args)
+    splits = walk_forward_splits(args, rolling, full_range)
     config = strategy_config(args)
     _quiet_freqtrade()
     full: dict[str, ReplayResult] = {}

@@ -1,7 +1,8 @@
 """The ``freqtrade-metastrategy`` argument parser and ``main``.
 
 Each command family registers its subcommands (:mod:`.store_commands`,
-:mod:`.evaluate_commands`; ``exchange`` is :mod:`freqtrade_metastrategy.loopback.cli`).
+:mod:`.evaluate_commands`, :mod:`.pretrain_commands`, :mod:`.tune_commands`;
+``exchange`` is :mod:`freqtrade_metastrategy.loopback.cli`).
 :class:`~freqtrade_metastrategy.errors.MetaStrategyError` ends as ``error: ...``, exit code 2.
 """
 
@@ -18,6 +19,7 @@ from freqtrade_metastrategy.commands.evaluate_commands import (
 )
 from freqtrade_metastrategy.commands.pretrain_commands import add_pretrain_parser
 from freqtrade_metastrategy.commands.store_commands import add_store_parsers
+from freqtrade_metastrategy.commands.tune_commands import add_tune_parser
 from freqtrade_metastrategy.errors import MetaStrategyError
 from freqtrade_metastrategy.loopback import cli as loopback_cli
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evidence_parser(sub)
     add_pretrain_parser(sub)
     add_ope_parser(sub)
+    add_tune_parser(sub)
     return parser
 
 

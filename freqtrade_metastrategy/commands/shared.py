@@ -12,17 +12,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from freqtrade_metastrategy.errors import MetaStrategyError
+from freqtrade_metastrategy.evaluation.walkforward import rolling_splits
 from freqtrade_metastrategy.store import MemoryStore
+from freqtrade_metastrategy.timerange import UtcRange
 
 __all__ = [
     "DEFAULT_USER_DATA",
     "add_strategy_arguments",
     "load_export",
+    "parse_walk_forward",
     "read_config",
     "resolve_store_url",
     "run_with_freqtrade",
     "strategy_config",
+    "walk_forward_splits",
 ]
 
 DEFAULT_USER_DATA = Path("user_data")
@@ -92,3 +98,48 @@ def run_with_freqtrade(run: Callable[[argparse.Namespace], int],
         return run(args)
     except FreqtradeException as exc:
         raise MetaStrategyError(f"freqtrade: {exc}") from exc
+
+
+def parse_walk_forward(args: argparse.Namespace) -> tuple[str, str, str | None] | None:
+    """``--walk-forward TRAIN:TEST[:STEP]`` (pandas durations, e.g. ``365D:365D``) or None."""
+    if not args.walk_forward:
+        if args.anchored:
+            raise MetaStrategyError("--anchored needs --walk-forward TRAIN:TEST")
+        return None
+    parts = str(args.walk_forward).split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError("expected TRAIN:TEST or TRAIN:TEST:STEP")
+        for part in parts:
+            if pd.Timedelta(part) <= pd.Timedelta(0):
+                raise ValueError(f"{part!r} is not a positive duration")
+        if len(parts) == 3 and pd.Timedelta(parts[2]) < pd.Timedelta(parts[1]):
+            raise ValueError("STEP shorter than TEST would make the test ranges overlap")
+    except ValueError as exc:
+        raise MetaStrategyError(
+            f"--walk-forward {args.walk_forward!r}: {exc} (durations like 365D, 90D, 12h; "
+            "m is minutes)"
+        ) from None
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+#: More folds than this is almost surely a unit mistake (``3m`` is three minutes).
+MAX_FOLDS = 500
+
+
+def walk_forward_splits(args: argparse.Namespace, rolling: tuple[str, str, str | None] | None,
+                    full: UtcRange) -> list[Any]:
+    """The folds of ``--walk-forward`` over ``--timerange`` (checked before any work)."""
+    if rolling is None:
+        return []
+    step = pd.Timedelta(rolling[2] or rolling[1])
+    estimate = (full[1] - full[0] - pd.Timedelta(rolling[0])) / step
+    if estimate > MAX_FOLDS:
+        raise MetaStrategyError(f"--walk-forward {args.walk_forward}: about {int(estimate)} "
+                                f"folds (more than {MAX_FOLDS}); use days, e.g. 365D:90D")
+    splits = rolling_splits(full[0], full[1], train=rolling[0], test=rolling[1],
+                            step=rolling[2], anchored=args.anchored)
+    if not splits:
+        raise MetaStrategyError(f"--walk-forward {args.walk_forward}: no fold fits in "
+                                f"{args.timerange} (the train length alone reaches its end)")
+    return splits

@@ -247,9 +247,11 @@ class FullInfoRunner(Runner):
         table = ctx.table
         self.learner = FullInfoLearner(cfg, table.profiles, table.feature_names, DIRECTIONAL,
                                        MIRRORED)
+        #: per entry, its side (read once: a pandas lookup per signal costs more than the
+        #: learner's own work)
+        self.sides = [str(s) for s in table.entries["side"]]
         self.x = self.learner.design_matrix(table.features if table.feature_names else None,
-                                            [str(s) for s in table.entries["side"]],
-                                            ctx.regimes)
+                                            self.sides, ctx.regimes)
         self.release = table.close_ns
         #: per entry, the chosen (or stood-aside) profile's expected reward (NaN in warm-up)
         self.value = np.full(n, np.nan)
@@ -267,7 +269,7 @@ class FullInfoRunner(Runner):
         t.heuristic[i] = d.warm_up
         t.seen[i] = lrn.released
         self.value[i] = d.predicted.get(d.chosen, np.nan)
-        lrn.add((ctx.pairs[i], int(ctx.table.signal_ns[i]), str(ctx.table.entries["side"].iat[i])),
+        lrn.add((ctx.pairs[i], int(ctx.table.signal_ns[i]), self.sides[i]),
                 int(self.release[i]), self.x[i], ctx.reward[i])
 
 

@@ -16,7 +16,12 @@ from freqtrade.strategy import IStrategy
 from freqtrade.strategy.hyper import detect_all_parameters
 
 from freqtrade_metastrategy import hyper
-from freqtrade_metastrategy.hyper import LEARNER_PARAMETERS, REGIME_PARAMETERS, MetaHyperMixin
+from freqtrade_metastrategy.hyper import (
+    FULLINFO_PARAMETERS,
+    LEARNER_PARAMETERS,
+    REGIME_PARAMETERS,
+    MetaHyperMixin,
+)
 from freqtrade_metastrategy.strategy import MetaStrategyBase
 
 PACKAGE = Path(hyper.__file__).resolve().parent
@@ -30,9 +35,10 @@ def test_freqtrade_detects_the_parameters_on_a_user_subclass() -> None:
     found = detect_all_parameters(MetaStrategy)
     assert set(found["regime"]) == set(REGIME_PARAMETERS)
     assert set(found["learner"]) == set(LEARNER_PARAMETERS)
-    assert set(found) == {"regime", "learner"}
+    assert set(found["fullinfo"]) == set(FULLINFO_PARAMETERS)
+    assert set(found) == {"regime", "learner", "fullinfo"}
     # declared once, on the hyper layer, and inherited
-    for name in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS):
+    for name in (*REGIME_PARAMETERS, *LEARNER_PARAMETERS, *FULLINFO_PARAMETERS):
         assert name in vars(MetaHyperMixin) and name not in vars(MetaStrategyBase), name
         assert getattr(MetaStrategy, name) is vars(MetaHyperMixin)[name]
 
@@ -63,7 +69,7 @@ def test_hyperopt_can_pickle_the_strategy_class() -> None:
         # by value (its module is registered): every layer down to IStrategy goes along
         data = cloudpickle.dumps(MetaStrategyBase)
         assert len(data) > 10_000  # the class itself, not a reference to it
-        assert set(detect_all_parameters(pickle.loads(data))) == {"regime", "learner"}
+        assert set(detect_all_parameters(pickle.loads(data))) == {"regime", "learner", "fullinfo"}
     finally:
         for name in set(cp._PICKLE_BY_VALUE_MODULES) - before:
             cp._PICKLE_BY_VALUE_MODULES.discard(name)
