@@ -430,7 +430,8 @@ def test_freqtrade_trade_loads_the_parameter_file(tmp_path: Path) -> None:
     (strategy_dir / "MetaStrategy.json").write_text(json.dumps({
         "strategy_name": "MetaStrategy",
         "params": {"regime": {"regime_trend_adx": 33.3, "regime_illiquid_volume_musd": 1.5},
-                   "learner": {"learner_epsilon": 0.05, "learner_min_samples": 8}},
+                   "learner": {"learner_epsilon": 0.05, "learner_min_samples": 8},
+                   "fullinfo": {"fullinfo_min_signals": 80, "fullinfo_half_life": 700.0}},
         "ft_stratparam_v": 1,
         "export_time": "2026-11-21 00:00:00.000000+00:00",
     }))
@@ -445,7 +446,10 @@ def test_freqtrade_trade_loads_the_parameter_file(tmp_path: Path) -> None:
     assert "Loading parameters from file" in log, log[-3000:]
     assert "[REGIME] thresholds: ADX > 33.3," in log, log[-3000:]
     assert "24h volume >= 1.5e+06" in log, log[-3000:]
-    assert "[RL] learner: epsilon_greedy, epsilon 0.05, alpha 0.2, min_samples 8" in log
+    # the default (full-information) policy takes the file's fullinfo values; the bandit's
+    # learner values are in the file but do not apply to it
+    assert ("[RL] learner: walk_forward_static (full information), discounted estimator, "
+            "half-life 700, min_signals 80") in log, log[-3000:]
 
 
 def test_every_backtest_starts_from_the_same_pretrained_table(tmp_path: Path) -> None:
