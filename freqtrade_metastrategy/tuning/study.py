@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -47,6 +48,9 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 #: The study user attribute holding :func:`study_identity`.
 IDENTITY_ATTR: Final = "metastrategy_tune"
+#: Attempts at opening a reachable storage (two workers creating Optuna's tables at once on a
+#: new database collide: the second retries and finds them).
+_STORAGE_ATTEMPTS: Final = 5
 _FIGURES: Final = ("is_total", "oos_total", "oos_sqn", "oos_entries", "oos_traded")
 
 
@@ -98,18 +102,27 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         raise ConfigError(f"--storage {shown}", f"is not a database URL ({type(exc).__name__}); "
                           "e.g. postgresql://user:password@host:5432/db or "
                           "sqlite:///user_data/tune.sqlite") from None
-    try:
-        engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if parsed.get_backend_name() == "postgresql":
-            engine_kwargs["connect_args"] = {"connect_timeout": 10}
-        return optuna.storages.RDBStorage(parsed.render_as_string(hide_password=False),
-                                          engine_kwargs=engine_kwargs)
-    except Exception as exc:  # any driver error means "cannot be reached"
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "postgresql":
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    last: Exception | None = None
+    for attempt in range(_STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(parsed.render_as_string(hide_password=False),
+                                              engine_kwargs=engine_kwargs)
+        except sa.exc.OperationalError as exc:  # no connection: no point in retrying
+            last = exc
+            break
+        except Exception as exc:  # workers creating Optuna's tables at once collide
+            last = exc
+            time.sleep(0.2 * (attempt + 1))
+    if last is not None:
         raise ConfigError(
             f"--storage {shown}",
-            f"cannot be reached ({db_error(exc).replace(url, shown)}); check the host, port, "
+            f"cannot be reached ({db_error(last).replace(url, shown)}); check the host, port, "
             "user, password and that the database exists, or leave --storage out to keep "
             "the study in memory") from None
+    raise AssertionError("unreachable")
 
 
 def open_study(storage: optuna.storages.BaseStorage | None, name: str,
