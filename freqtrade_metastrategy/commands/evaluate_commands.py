@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,8 +21,10 @@ from freqtrade_metastrategy.commands.shared import (
     add_strategy_arguments,
     load_export,
     parse_walk_forward,
+    quiet_freqtrade,
     read_config,
     resolve_store_url,
+    rich_console,
     run_with_freqtrade,
     strategy_config,
     walk_forward_splits,
@@ -119,20 +120,6 @@ def _print_table(console: Any, title: str, header: Sequence[str],
 
 
 # -- evaluate ----------------------------------------------------------------------------------
-def _quiet_freqtrade() -> None:
-    for name in ("freqtrade", "freqtrade_metastrategy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:  # piped / captured: do not squeeze the tables into 80 columns
-        console = Console(width=240)
-    return console
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``evaluate`` (Freqtrade's own errors -- no strategy, bad config -- end as exit code 2)."""
     return run_with_freqtrade(_evaluate, args)
@@ -144,14 +131,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from freqtrade_metastrategy.entries import load_entries
 
     t0 = time.monotonic()
-    console = _console()
+    console = rich_console()
     full_range = parse_timerange(args.timerange)
     train, test = _split(args, full_range)
     units = list(UNITS) if args.unit == "all" else [args.unit]
     rolling = parse_walk_forward(args)
     splits = walk_forward_splits(args, rolling, full_range)
     config = strategy_config(args)
-    _quiet_freqtrade()
+    quiet_freqtrade()
     full: dict[str, ReplayResult] = {}
     metrics: dict[str, Metrics] = {}
     wfs: dict[str, WalkForwardResult] = {}
@@ -161,7 +148,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         task = prog.add_task("load + analyse candles", total=max(len(pairs), 1))
         es = load_entries(config, args.timerange,
                           progress=lambda _p: prog.advance(task))
-        _quiet_freqtrade()
+        quiet_freqtrade()
         if not es.entries:
             raise MetaStrategyError(f"no entry signal in {args.timerange}")
         task = prog.add_task(f"simulate {len(es.entries)} entries x {len(es.profiles)} "
@@ -365,7 +352,7 @@ def cmd_ope(args: argparse.Namespace) -> int:
                                     "support_gap": gap, "skipped_no_probability": skipped,
                                     **res.to_dict()}), indent=1))
         return 0
-    console = _console()
+    console = rich_console()
     table = res.table().reset_index()
     header = [str(c) for c in table.columns]
     ints = {"n", "n_clusters"}
@@ -404,7 +391,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise MetaStrategyError(f"{name}: cannot read {path}: {exc}") from None
     ev = pick_default(reports, args.unit)
-    console = _console()
+    console = rich_console()
     signals = list(reports)
     header = ["policy", "eligible", "sum", *[f"{s} total" for s in signals],
               *[f"{s} regret vs {COMPARATOR}" for s in signals]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ __all__ = [
     "add_strategy_arguments",
     "load_export",
     "parse_walk_forward",
+    "quiet_freqtrade",
     "read_config",
     "resolve_store_url",
+    "rich_console",
     "run_with_freqtrade",
     "strategy_config",
     "walk_forward_splits",
@@ -143,3 +146,18 @@ def walk_forward_splits(args: argparse.Namespace, rolling: tuple[str, str, str |
         raise MetaStrategyError(f"--walk-forward {args.walk_forward}: no fold fits in "
                                 f"{args.timerange} (the train length alone reaches its end)")
     return splits
+
+
+def quiet_freqtrade() -> None:
+    """Freqtrade's and our INFO lines off (an analysis command prints its own tables)."""
+    for name in ("freqtrade", "freqtrade_metastrategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def rich_console() -> Any:
+    """A rich console; piped or captured, a wide one (tables are not squeezed into 80
+    columns)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=240)

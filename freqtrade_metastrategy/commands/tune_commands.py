@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import shutil
 import time
 from collections.abc import Mapping
@@ -34,6 +33,8 @@ import numpy as np
 from freqtrade_metastrategy.commands.shared import (
     add_strategy_arguments,
     parse_walk_forward,
+    quiet_freqtrade,
+    rich_console,
     run_with_freqtrade,
     strategy_config,
     walk_forward_splits,
@@ -61,7 +62,6 @@ __all__ = ["DEFAULT_CACHE", "DEFAULT_OUT", "add_tune_parser", "cmd_tune", "data_
 DEFAULT_OUT = Path("user_data") / "tune"
 DEFAULT_CACHE = Path("user_data") / "tune_cache"
 DEFAULT_STUDY = "metastrategy"
-logger = logging.getLogger(__name__)
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -172,13 +172,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run_with_freqtrade(_tune, args)
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
 def _tune(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
@@ -208,7 +201,7 @@ def _tune(args: argparse.Namespace) -> int:
     if not space.parameters:
         raise ConfigError("--spaces", f"{' '.join(args.spaces)} holds no parameter that acts "
                           "on the configured policy")
-    _quiet()
+    quiet_freqtrade()
     key = data_key(config, args.timerange)
     identity = study_identity(space, objective=args.objective, unit=args.unit,
                               walk_forward=f"{args.walk_forward}{':anchored' * args.anchored}",
@@ -217,7 +210,7 @@ def _tune(args: argparse.Namespace) -> int:
     study = open_study(storage, args.study or DEFAULT_STUDY, identity, args.seed)
 
     # 2. data (cached), trials
-    console = _console()
+    console = rich_console()
     cache = Path(args.cache_dir) / f"{key[:24]}.pkl"
     with Progress(console=console, transient=False) as prog:
         data = None if args.no_cache else TuneData.load(cache, key)
@@ -226,7 +219,7 @@ def _tune(args: argparse.Namespace) -> int:
             pairs = list((config.get("exchange") or {}).get("pair_whitelist") or [])
             task = prog.add_task("load + analyse candles", total=max(len(pairs), 1))
             data = tune_data(config, args.timerange, progress=lambda _p: prog.advance(task))
-            _quiet()
+            quiet_freqtrade()
             if not args.no_cache:
                 data.save(cache, key)
                 _prune_cache(cache)
@@ -262,11 +255,6 @@ def _prune_cache(keep: Path) -> None:
     for f in files[CACHE_KEEP:]:
         if f != keep:
             f.unlink(missing_ok=True)
-
-
-def _quiet() -> None:
-    for name in ("freqtrade", "freqtrade_metastrategy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _report(args: argparse.Namespace, console: Any, config: Mapping[str, Any],

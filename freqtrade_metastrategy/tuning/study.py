@@ -105,7 +105,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    last: Exception | None = None
+    last: Exception = RuntimeError("no attempt")
     for attempt in range(_STORAGE_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(parsed.render_as_string(hide_password=False),
@@ -116,13 +116,11 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         except Exception as exc:  # workers creating Optuna's tables at once collide
             last = exc
             time.sleep(0.2 * (attempt + 1))
-    if last is not None:
-        raise ConfigError(
-            f"--storage {shown}",
-            f"cannot be reached ({db_error(last).replace(url, shown)}); check the host, port, "
-            "user, password and that the database exists, or leave --storage out to keep "
-            "the study in memory") from None
-    raise AssertionError("unreachable")
+    raise ConfigError(
+        f"--storage {shown}",
+        f"cannot be reached ({db_error(last).replace(url, shown)}); check the host, port, "
+        "user, password and that the database exists, or leave --storage out to keep "
+        "the study in memory") from None
 
 
 def open_study(storage: optuna.storages.BaseStorage | None, name: str,
