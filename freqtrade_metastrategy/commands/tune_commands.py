@@ -270,10 +270,9 @@ def _report(args: argparse.Namespace, console: Any, config: Mapping[str, Any],
     # the winner: highest objective, the lowest trial number among ties (same from any worker)
     win_i = max(range(len(trials)), key=lambda i: (trials[i].value, -trials[i].number))
     winner = trials[win_i]
-    # on the parameters' grids (a log-scale float is sampled off-grid; the trial used it
-    # snapped, as the parameter file and Freqtrade will)
-    grid = {p.name: p for p in space.parameters}
-    values = {k: grid[k].snap(v) if k in grid else v for k, v in winner.params.items()}
+    # on the parameters' grids (Optuna samples them continuous; the trial used them snapped,
+    # as the parameter file and Freqtrade will)
+    values = space.snapped(winner.params)
     res = evaluator.evaluate(values)
     # the base config's own settings (no value given), even where --param moved a range
     # away from them
@@ -314,7 +313,7 @@ def _report(args: argparse.Namespace, console: Any, config: Mapping[str, Any],
         "defaults": {"params": space.defaults(), **defaults.summary()},
         "static_train_best": {"oos_total": float(static[mask].sum())},
         "verdict": verdict.to_dict(),
-        "trials": [{"number": t.number, "value": t.value, "params": dict(t.params),
+        "trials": [{"number": t.number, "value": t.value, "params": space.snapped(t.params),
                     **t.figures} for t in rows],
         "params_file": str(params_file), "installed": installed,
     }

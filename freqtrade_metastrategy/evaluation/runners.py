@@ -128,9 +128,10 @@ class RunContext:
         base = registry if registry is not None else ProfileRegistry()
         known = {p: base[p] for p in table.profiles if p in base}
         self.registry: ProfileRegistry | None = ProfileRegistry(known) if known else None
-        self.pairs: list[str] = [str(x) for x in table.entries["pair"]]
-        self.regimes: list[str] = [str(x) for x in table.entries["regime"]]
-        self.entry_ids: list[int] = [int(x) for x in table.entries["entry_id"]]
+        entries = table.entries
+        self.pairs: list[str] = [str(x) for x in entries["pair"].tolist()]
+        self.regimes: list[str] = [str(x) for x in entries["regime"].tolist()]
+        self.entry_ids: list[int] = entries["entry_id"].to_numpy(dtype=np.int64).tolist()
         self._cands: dict[str, tuple[int, ...]] = {}
 
     def need_registry(self, who: str) -> ProfileRegistry:
@@ -249,7 +250,7 @@ class FullInfoRunner(Runner):
                                        MIRRORED)
         #: per entry, its side (read once: a pandas lookup per signal costs more than the
         #: learner's own work)
-        self.sides = [str(s) for s in table.entries["side"]]
+        self.sides = [str(s) for s in table.entries["side"].tolist()]
         self.x = self.learner.design_matrix(table.features if table.feature_names else None,
                                             self.sides, ctx.regimes)
         self.release = table.close_ns
@@ -262,13 +263,13 @@ class FullInfoRunner(Runner):
         ctx = self.ctx
         lrn = self.learner
         lrn.advance(int(ctx.table.signal_ns[i]))
-        d = lrn.decide(self.x[i])
+        j, self.value[i], warm_up = lrn.choose(self.x[i])
         t = self.trace
-        t.choice[i] = STAND_ASIDE if d.profile is None else ctx.table.profile_index(d.profile)
+        # the learner's profiles are the table's, in its order
+        t.choice[i] = STAND_ASIDE if j < 0 else j
         t.probability[i] = 1.0
-        t.heuristic[i] = d.warm_up
+        t.heuristic[i] = warm_up
         t.seen[i] = lrn.released
-        self.value[i] = d.predicted.get(d.chosen, np.nan)
         lrn.add((ctx.pairs[i], int(ctx.table.signal_ns[i]), self.sides[i]),
                 int(self.release[i]), self.x[i], ctx.reward[i])
 

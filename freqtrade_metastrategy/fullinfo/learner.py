@@ -45,8 +45,9 @@ True
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -69,16 +70,21 @@ REGIMES: Final[tuple[str, ...]] = tuple(r.value for r in MarketRegime)
 STATE_VERSION: Final = 1
 
 
-def stand_aside_reason(profile: str, expected: float, margin: float) -> str | None:
+def stands_aside(expected: float, margin: float) -> bool:
     """The stand-aside rule, for every policy: decline when the chosen profile's expected
-    reward is below ``margin`` (R); the reason logged, or None to trade.
+    reward is below ``margin`` (R)."""
+    return expected < margin
+
+
+def stand_aside_reason(profile: str, expected: float, margin: float) -> str | None:
+    """:func:`stands_aside`'s reason logged, or None to trade.
 
     >>> stand_aside_reason("moderate", -0.123, 0.0)
     'stand aside: best predicted -0.12 R (moderate) < margin 0.00'
     >>> stand_aside_reason("moderate", 0.2, 0.0) is None
     True
     """
-    if expected < margin:
+    if stands_aside(expected, margin):
         return f"stand aside: best predicted {expected:.2f} R ({profile}) < margin {margin:.2f}"
     return None
 
@@ -100,14 +106,10 @@ class FullInfoDecision:
         return self.profile is None
 
 
-@dataclass(order=True)
-class _Pending:
-    release_ns: int
-    signal_ns: int
-    pair: str
-    side: str
-    x: FloatArray = field(compare=False)
-    rewards: FloatArray = field(compare=False)
+#: A held-back signal: (release_ns, signal_ns, pair, side, x, rewards); a heap of these
+#: pops in the canonical order (the first four fields are unique per signal, so the arrays
+#: are never compared).
+_Pending = tuple[int, int, str, str, FloatArray, FloatArray]
 
 
 class FullInfoLearner:
@@ -196,55 +198,81 @@ class FullInfoLearner:
         if r.shape != (len(self.profiles),) or not np.isfinite(r).all():
             raise ValueError(f"signal {key}: need one finite reward per profile "
                              f"({len(self.profiles)}), got {r!r}")
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (self.d,):
+            raise ValueError(f"signal {key}: need a design row of {self.d} values (see "
+                             f"design()), got shape {x.shape}")
         self._known.add(key)
-        heapq.heappush(self._pending, _Pending(int(release_ns), int(key[1]), key[0], key[2],
-                                               np.asarray(x, dtype=np.float64), r))
+        heapq.heappush(self._pending, (int(release_ns), int(key[1]), key[0], key[2], x, r))
         return True
 
     def advance(self, now_ns: int) -> int:
         """Release every pending signal with ``release_ns <= now_ns`` (canonical order)."""
+        pending = self._pending
+        if not pending or pending[0][0] > now_ns:
+            return 0
         n = 0
         decay = self.config.decay
-        while self._pending and self._pending[0].release_ns <= now_ns:
-            p = heapq.heappop(self._pending)
-            self.means.update(p.rewards)
-            self.ridge.update(p.x, p.rewards, decay)
+        while pending and pending[0][0] <= now_ns:
+            p = heapq.heappop(pending)
+            self.means.update(p[5])
+            self.ridge.update(p[4], p[5], decay)
             n += 1
         self.released += n
         return n
 
     # -- deciding --------------------------------------------------------------------------
     def _leader(self, values: FloatArray) -> int:
-        best = float(values.max())
-        return self.default if values[self.default] == best else int(np.argmax(values))
+        j = int(values.argmax())
+        return self.default if values[self.default] == values[j] else j
 
-    def decide(self, x: FloatArray) -> FullInfoDecision:
-        """The decision for a signal with design row ``x`` (see module doc)."""
+    def _rule(self, x: FloatArray) -> tuple[int, int, FloatArray | None, bool]:
+        """The decision rule (see module doc): ``(chosen, leader, predictions, stand aside)``;
+        predictions None in warm-up."""
         cfg = self.config
-        names = self.profiles
         if self.released < cfg.min_signals:
-            return FullInfoDecision(
-                names[self.default], names[self.default], {}, names[self.default],
-                f"warm-up ({self.released} of {cfg.min_signals} signals released): default "
-                "profile", self.released, warm_up=True)
+            return self.default, self.default, None, False
         means = self.means.values()
         leader = self._leader(means)
         if cfg.policy == "contextual_ridge":
             pred = self.ridge.predict(x)
-            best = int(np.argmax(pred))
+            best = int(pred.argmax())
             j = best if pred[best] > pred[leader] + cfg.switch_margin else leader
+        else:
+            pred, j = means, leader
+        aside = cfg.stand_aside and stands_aside(float(pred[j]), cfg.stand_aside_margin)
+        return j, leader, pred, aside
+
+    def choose(self, x: FloatArray) -> tuple[int, float, bool]:
+        """:meth:`decide` without its record, for replays of thousands of signals: the chosen
+        profile's index (-1: stand aside), its expected reward (NaN in warm-up) and whether
+        this is the warm-up's default."""
+        j, _, pred, aside = self._rule(x)
+        if pred is None:
+            return j, math.nan, True
+        return (-1 if aside else j), float(pred[j]), False
+
+    def decide(self, x: FloatArray) -> FullInfoDecision:
+        """The decision for a signal with design row ``x`` (see module doc), with its reason."""
+        cfg = self.config
+        names = self.profiles
+        j, leader, pred, aside = self._rule(x)
+        if pred is None:
+            return FullInfoDecision(
+                names[j], names[j], {}, names[j],
+                f"warm-up ({self.released} of {cfg.min_signals} signals released): default "
+                "profile", self.released, warm_up=True)
+        predicted = {p: float(v) for p, v in zip(names, pred, strict=True)}
+        if aside:
+            reason = stand_aside_reason(names[j], float(pred[j]), cfg.stand_aside_margin)
+            assert reason is not None
+            return FullInfoDecision(None, names[j], predicted, names[leader], reason,
+                                    self.released)
+        if cfg.policy == "contextual_ridge":
             why = (f"ridge: {names[j]} predicted {pred[j]:+.2f} R"
                    + ("" if j != leader else f" (leader {names[leader]})"))
         else:
-            pred = means
-            j = leader
             why = f"best so far: {names[j]} {pred[j]:+.2f} R over {self.released} signals"
-        predicted = {p: float(v) for p, v in zip(names, pred, strict=True)}
-        aside = (stand_aside_reason(names[j], float(pred[j]), cfg.stand_aside_margin)
-                 if cfg.stand_aside else None)
-        if aside is not None:
-            return FullInfoDecision(None, names[j], predicted, names[leader], aside,
-                                    self.released)
         return FullInfoDecision(names[j], names[j], predicted, names[leader], why,
                                 self.released)
 
@@ -263,9 +291,9 @@ class FullInfoLearner:
             "meta": self.meta,
             "means": self.means.to_dict(),
             "ridge": self.ridge.to_dict(),
-            "pending": [{"release_ns": p.release_ns, "signal_ns": p.signal_ns, "pair": p.pair,
-                         "side": p.side, "x": p.x.tolist(), "rewards": p.rewards.tolist()}
-                        for p in sorted(self._pending)],
+            "pending": [{"release_ns": rel, "signal_ns": sig, "pair": pair, "side": side,
+                         "x": x.tolist(), "rewards": r.tolist()}
+                        for rel, sig, pair, side, x, r in sorted(self._pending)],
         }
 
     @classmethod

@@ -17,6 +17,12 @@ does not matter" (the profile's mean). A feature that never varied (``s`` ~ 0) i
 The order of the updates does not matter for a running mean (sums), and the solution is
 cached until the next update.
 
+Updates are queued and applied, one by one in the order they came, only when the moments are
+read (a fit, :meth:`RidgeStats.to_dict`, or a moment attribute) or when the queue holds
+:data:`MAX_QUEUED` signals: a policy that never asks the ridge for a prediction (the default
+``walk_forward_static`` replayed by ``tune``) does not pay for it, and the moments are bit for
+bit those of applying every update at once.
+
 >>> r = RidgeStats(d=1, k=2, lam=0.0)
 >>> for x, y in ((0.0, (1.0, 0.0)), (1.0, (3.0, 0.0)), (2.0, (5.0, 0.0))):
 ...     r.update(np.array([x]), np.array(y))
@@ -37,6 +43,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Below this variance a feature is treated as constant (left out of the fit).
 MIN_VARIANCE = 1e-12
+#: Queued updates applied at once when this many are waiting (bounds the queue's memory).
+MAX_QUEUED = 65_536
 
 
 class RidgeStats:
@@ -44,42 +52,86 @@ class RidgeStats:
 
     def __init__(self, d: int, k: int, lam: float) -> None:
         self.d, self.k, self.lam = d, k, float(lam)
-        self.w = 0.0
-        self.sx: FloatArray = np.zeros(d)
-        self.sxx: FloatArray = np.zeros((d, d))
-        self.sy: FloatArray = np.zeros(k)
-        self.sxy: FloatArray = np.zeros((d, k))
+        self._w = 0.0
+        self._sx: FloatArray = np.zeros(d)
+        self._sxx: FloatArray = np.zeros((d, d))
+        self._sy: FloatArray = np.zeros(k)
+        self._sxy: FloatArray = np.zeros((d, k))
+        self._queue: list[tuple[FloatArray, FloatArray, float]] = []
         self.count = 0
         self._fit: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
 
     def update(self, x: FloatArray, y: FloatArray, decay: float = 1.0) -> None:
-        """Add one signal (``x``: ``d`` features, ``y``: ``k`` rewards); older ones x ``decay``."""
-        if decay != 1.0:
-            self.w *= decay
-            self.sx *= decay
-            self.sxx *= decay
-            self.sy *= decay
-            self.sxy *= decay
-        self.w += 1.0
-        self.sx += x
-        self.sxx += np.outer(x, x)
-        self.sy += y
-        self.sxy += np.outer(x, y)
+        """Add one signal (``x``: ``d`` features, ``y``: ``k`` rewards); older ones x ``decay``.
+        Queued (see module doc); the arrays must not be changed afterwards.
+
+        :raises ValueError: ``x`` or ``y`` of another length (nothing is queued)."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if x.shape != (self.d,) or y.shape != (self.k,):
+            raise ValueError(f"ridge update: need {self.d} features and {self.k} rewards, got "
+                             f"shapes {x.shape} and {y.shape}")
+        self._queue.append((x, y, decay))
         self.count += 1
         self._fit = None
+        if len(self._queue) >= MAX_QUEUED:
+            self._apply()
+
+    def _apply(self) -> None:
+        """Apply the queued updates in order (each one once, whatever happens)."""
+        queue, self._queue = self._queue, []
+        for x, y, decay in queue:
+            if decay != 1.0:
+                self._w *= decay
+                self._sx *= decay
+                self._sxx *= decay
+                self._sy *= decay
+                self._sxy *= decay
+            self._w += 1.0
+            self._sx += x
+            self._sxx += x[:, None] * x
+            self._sy += y
+            self._sxy += x[:, None] * y
+
+    @property
+    def w(self) -> float:
+        """Total weight ``W``."""
+        self._apply()
+        return self._w
+
+    @property
+    def sx(self) -> FloatArray:
+        self._apply()
+        return self._sx
+
+    @property
+    def sxx(self) -> FloatArray:
+        self._apply()
+        return self._sxx
+
+    @property
+    def sy(self) -> FloatArray:
+        self._apply()
+        return self._sy
+
+    @property
+    def sxy(self) -> FloatArray:
+        self._apply()
+        return self._sxy
 
     def fit(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """``(mu, inv_scale, B, ybar)``: prediction = ``ybar + ((x - mu) * inv_scale) @ B``."""
         if self._fit is not None:
             return self._fit
-        if self.w <= 0.0:
+        self._apply()
+        if self._w <= 0.0:
             z = np.zeros(self.d)
             fit = (z, z, np.zeros((self.d, self.k)), np.full(self.k, np.nan))
             self._fit = fit
             return fit
-        mu = self.sx / self.w
-        ybar = self.sy / self.w
-        cov = self.sxx / self.w - np.outer(mu, mu)
+        mu = self._sx / self._w
+        ybar = self._sy / self._w
+        cov = self._sxx / self._w - np.outer(mu, mu)
         var = np.diag(cov).copy()
         used = var > MIN_VARIANCE
         inv = np.zeros(self.d)
@@ -88,8 +140,8 @@ class RidgeStats:
         if used.any():
             u = np.flatnonzero(used)
             cz = cov[np.ix_(u, u)] * np.outer(inv[u], inv[u])
-            cxy = (self.sxy[u] / self.w - np.outer(mu[u], ybar)) * inv[u][:, None]
-            a = cz + (self.lam / self.w) * np.eye(len(u))
+            cxy = (self._sxy[u] / self._w - np.outer(mu[u], ybar)) * inv[u][:, None]
+            a = cz + (self.lam / self._w) * np.eye(len(u))
             try:
                 b[u] = np.linalg.solve(a, cxy)
             except np.linalg.LinAlgError:
@@ -106,6 +158,7 @@ class RidgeStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state."""
+        self._apply()
         return {"d": self.d, "k": self.k, "lam": self.lam, "w": self.w, "count": self.count,
                 "sx": self.sx.tolist(), "sxx": self.sxx.tolist(), "sy": self.sy.tolist(),
                 "sxy": self.sxy.tolist()}
@@ -113,10 +166,10 @@ class RidgeStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RidgeStats:
         out = cls(int(data["d"]), int(data["k"]), float(data["lam"]))
-        out.w = float(data["w"])
+        out._w = float(data["w"])
         out.count = int(data["count"])
-        out.sx = np.asarray(data["sx"], dtype=np.float64).reshape(out.d)
-        out.sxx = np.asarray(data["sxx"], dtype=np.float64).reshape(out.d, out.d)
-        out.sy = np.asarray(data["sy"], dtype=np.float64).reshape(out.k)
-        out.sxy = np.asarray(data["sxy"], dtype=np.float64).reshape(out.d, out.k)
+        out._sx = np.asarray(data["sx"], dtype=np.float64).reshape(out.d)
+        out._sxx = np.asarray(data["sxx"], dtype=np.float64).reshape(out.d, out.d)
+        out._sy = np.asarray(data["sy"], dtype=np.float64).reshape(out.k)
+        out._sxy = np.asarray(data["sxy"], dtype=np.float64).reshape(out.d, out.k)
         return out

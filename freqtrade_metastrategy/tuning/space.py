@@ -83,9 +83,24 @@ class Parameter:
     def is_int(self) -> bool:
         return self.decimals is None
 
+    @property
+    def step(self) -> float:
+        """The grid's step (1 for an integer)."""
+        return 1.0 if self.decimals is None else 10.0 ** -self.decimals
+
     def snap(self, value: float) -> float:
         """``value`` on the parameter's grid (what Freqtrade's parameter would hold)."""
         return float(round(value)) if self.is_int else round(float(value), self.decimals)
+
+    def sampled(self, raw: float) -> float:
+        """A value ``tune`` sampled over the range widened by half a step at each end, snapped
+        to the grid and kept in the range: what the trial evaluates.
+
+        >>> p = PARAMETERS["learner_min_samples"]
+        >>> p.sampled(0.5), p.sampled(1.49), p.sampled(1.51), p.sampled(20.4999)
+        (1.0, 1.0, 2.0, 20.0)
+        """
+        return float(min(max(self.snap(raw), self.low), self.high))
 
     def with_range(self, low: float, high: float) -> Parameter:
         return dataclasses.replace(self, low=float(low), high=float(high))
@@ -178,6 +193,12 @@ class SearchSpace:
     def defaults(self) -> dict[str, float]:
         """Each parameter's value in the base config (the trial ``tune`` compares against)."""
         return {p.name: configured_value(self.base, p.name) for p in self.parameters}
+
+    def snapped(self, values: Mapping[str, float]) -> dict[str, float]:
+        """``values`` on their parameters' grids (as a trial evaluates them and Freqtrade's
+        parameters hold them; names outside the space unchanged)."""
+        grid = {p.name: p for p in self.parameters}
+        return {k: grid[k].sampled(v) if k in grid else float(v) for k, v in values.items()}
 
     def apply(self, values: Mapping[str, float]) -> Settings:
         """The settings of ``values`` (missing parameters keep the base config's value).

@@ -17,6 +17,7 @@ from freqtrade_metastrategy.fullinfo import (
     ProfileMeans,
     RidgeStats,
 )
+from freqtrade_metastrategy.fullinfo import ridge as ridge_module
 
 PROFILES = ["defensive", "scalp", "trend_rider"]
 
@@ -100,6 +101,32 @@ def test_ridge_leaves_out_a_constant_feature_and_survives_a_round_trip() -> None
     np.testing.assert_array_equal(back.predict(np.array([1.5, 123.0])), before)
 
 
+@pytest.mark.parametrize("decay", [1.0, 0.97])
+def test_queued_ridge_updates_are_bit_identical_to_applying_each_at_once(
+        decay: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(257, 4)), rng.normal(size=(257, 2))
+    eager, lazy, capped = (RidgeStats(4, 2, lam=3.0) for _ in range(3))
+    for i in range(len(x)):
+        eager.update(x[i], y[i], decay)
+        assert eager.w > 0  # reading a moment applies the queue: one update at a time
+        lazy.update(x[i], y[i], decay)
+    monkeypatch.setattr(ridge_module, "MAX_QUEUED", 10)
+    for i in range(len(x)):
+        capped.update(x[i], y[i], decay)
+    assert len(capped._queue) == 257 % 10
+    for r in (lazy, capped):
+        assert r.count == eager.count == 257
+        assert r.to_dict() == eager.to_dict()
+        np.testing.assert_array_equal(r.predict(x[0]), eager.predict(x[0]))
+    with pytest.raises(ValueError, match="need 4 features and 2 rewards"):
+        lazy.update(x[0][:3], y[0], decay)
+    assert lazy.count == 257 and lazy.to_dict() == eager.to_dict()  # nothing queued
+    # the reference: the moments' definition, summed once
+    w = decay ** np.arange(256, -1, -1)
+    np.testing.assert_allclose(lazy.sxx, (x * w[:, None]).T @ x, rtol=1e-10)
+
+
 # -- the learner ------------------------------------------------------------------------------
 def _signals(n: int, seed: int) -> list[tuple[tuple[str, int, str], int, np.ndarray,
                                               np.ndarray, str, str]]:
@@ -155,6 +182,9 @@ def test_a_signal_is_learned_once_and_only_after_its_release() -> None:
     assert learner.means.values().tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(ValueError, match="one finite reward per profile"):
         learner.add(("A", 1, "long"), 100, x, np.array([1.0, float("nan"), 3.0]))
+    with pytest.raises(ValueError, match="design row"):
+        learner.add(("A", 2, "long"), 100, x[:-1], np.array([1.0, 2.0, 3.0]))
+    assert learner.pending == 0
 
 
 def test_warm_up_uses_the_default_profile_and_never_stands_aside() -> None:
@@ -218,3 +248,30 @@ def test_stored_statistics_refuse_another_memory_or_other_profiles() -> None:
     ok = FullInfoLearner.from_dict(state, FullInfoConfig(estimator="discounted", half_life=25.0,
                                                          stand_aside_margin=0.3))
     assert ok.config.stand_aside_margin == 0.3
+
+
+@pytest.mark.parametrize(("policy", "stand_aside", "min_signals"),
+                         [("contextual_ridge", True, 20), ("contextual_ridge", False, 1),
+                          ("walk_forward_static", True, 20), ("walk_forward_static", False, 5)])
+def test_choose_is_decide_without_the_record(policy: str, stand_aside: bool,
+                                             min_signals: int) -> None:
+    """The replay's fast path (``choose``) and the strategy's ``decide`` are one rule."""
+    sigs = _signals(150, 11)
+    learner = _learner(policy=policy, stand_aside=stand_aside, min_signals=min_signals,
+                       switch_margin=0.05)
+    seen = set()
+    for key, release, ctx, rewards, side, regime in sigs:
+        learner.advance(key[1])
+        x = learner.design(ctx, side, regime)
+        d = learner.decide(x)
+        j, value, warm_up = learner.choose(x)
+        assert (PROFILES[j] if j >= 0 else None) == d.profile
+        assert warm_up == d.warm_up
+        if d.warm_up:
+            assert np.isnan(value) and d.predicted == {}
+        else:
+            assert value == d.predicted[d.chosen]
+        seen.add((d.warm_up, d.profile is None))
+        learner.add(key, release, x, rewards)
+    assert (True, False) in seen and (False, False) in seen
+    assert ((False, True) in seen) == stand_aside

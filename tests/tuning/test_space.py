@@ -97,6 +97,21 @@ def test_every_corner_of_the_box_is_a_valid_setting() -> None:
         assert PARAMETERS[lo].high < PARAMETERS[hi].low
 
 
+@pytest.mark.parametrize("name", list(PARAMETERS))
+def test_sampling_around_the_range_gives_every_grid_point_a_whole_step(name: str) -> None:
+    """``tune`` samples over [low - step/2, high + step/2): each grid point, the ends too,
+    collects the values within half a step of it, and nothing leaves the range."""
+    p = PARAMETERS[name]
+    h = p.step / 2
+    eps = p.step * 1e-6
+    assert p.sampled(p.low - h) == p.low and p.sampled(p.low + h - eps) == p.low
+    assert p.sampled(p.low + h + eps) == p.snap(p.low + p.step)
+    assert p.sampled(p.high + h - eps) == p.high and p.sampled(p.high - h + eps) == p.high
+    assert p.sampled(p.high - h - eps) == p.snap(p.high - p.step)
+    for raw in (p.low - 10 * h, p.high + 10 * h):
+        assert p.low <= p.sampled(raw) <= p.high
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"regime_low_vol_atr_pct": (0.01, 0.03)},
      "--param regime_low_vol_atr_pct=0.01:0.03: overlaps regime_high_vol_atr_pct"),
