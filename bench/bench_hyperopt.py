@@ -13,7 +13,8 @@ Variants, both ``freqtrade hyperopt --spaces regime learner`` with the same loss
 * ``twin`` -- ``HyperTwinStatic`` (``bench/strategies/BenchHyperTwin.py``): MetaStrategy's
   indicators, entries and nine hyperoptable parameters, the regimes reclassified per epoch with
   the same ``classify_frame``, static stoploss/minimal_roi, no trade callback, no learner;
-* ``meta`` -- ``user_data/strategies/MetaStrategy.py`` with ``config.example.json``.
+* ``meta`` -- ``user_data/strategies/MetaStrategy.py`` with ``config.example.json`` and
+  ``"policy": "epsilon_greedy"`` (the seeds' bandit, the policy the ``learner`` space tunes).
 
 Method: every hyperopt is a fresh child process (this script with ``--child``) that builds the
 config with Freqtrade's own ``setup_optimize_configuration`` (run mode HYPEROPT) and runs
@@ -367,6 +368,10 @@ def main() -> None:
     try:
         with LoopbackExchange(datadir, port=0) as exchange:
             cfg, config = write_config(tmp, exchange.port, datadir, args.pairs)
+            # the `learner` space tunes the seeds' bandit (what this benchmark measured); the
+            # default full-information policy refuses it (its space is `fullinfo`)
+            config.setdefault("metastrategy", {})["policy"] = "epsilon_greedy"
+            cfg.write_text(json.dumps(config, indent=2))
             print(f"loopback exchange on port {exchange.port}; pairs "
                   f"{', '.join(config['exchange']['pair_whitelist'])}", flush=True)
             order = list(args.variants)

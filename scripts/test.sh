@@ -21,4 +21,6 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+# Two workers (these machines have two cores), a test file per worker at a time (its module
+# fixtures computed once); METASTRATEGY_TEST_WORKERS=0 runs in one process.
+.venv/bin/python -m pytest -n "${METASTRATEGY_TEST_WORKERS:-2}" --dist loadfile "$@"

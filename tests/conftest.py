@@ -99,6 +99,11 @@ def make_offline_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     pythonpath = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(pythonpath)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Freqtrade's console is 200 columns wide without a terminal, but takes COLUMNS when it is
+    # set (a developer's shell, pytest-xdist's workers set 80): the log lines the tests read
+    # must not depend on who runs them
+    env["COLUMNS"] = "200"
+    env.pop("LINES", None)
     env.update(extra or {})
     return env
 

@@ -309,9 +309,11 @@ def test_freqtrade_live_spot_limit_entry_with_fees(tmp_path: Path) -> None:
         assert float(resting["price"]) == limit
         assert bot.trade(trade_id)["has_open_orders"] is True
         exchange.set_price("BTC/USDT", round(limit * 0.999, 2))
+        # Freqtrade commits the filled order (update_orders) before it reads the fee off it
+        # (handle_order_fee, same loop): wait for both
         trade = bot.wait_for(
-            lambda: (t := bot.trade(trade_id)) and not t["has_open_orders"] and t, 20,
-            "the limit entry to fill")
+            lambda: (t := bot.trade(trade_id)) and not t["has_open_orders"]
+            and t["fee_open_currency"] is not None and t, 20, "the limit entry to fill")
         assert trade["open_rate"] == limit, trade
         assert trade["fee_open_currency"] == "BTC" and trade["fee_open"] == FEE_RATE, trade
         fill = exchange.account()["trades"][0]
