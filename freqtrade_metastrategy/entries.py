@@ -30,7 +30,7 @@ through which it reads the market leader's candles for its context features. Fre
 modules are imported lazily, so importing this module is cheap.
 
 Context: each entry's signal-candle ``ctx_*`` columns (:mod:`freqtrade_metastrategy.context`)
-are kept in :attr:`EntrySet.context`; :meth:`EntrySet.outcomes_with_context` adds them to the
+are kept in :attr:`EntrySet.context`; :meth:`EntrySet.simulated_outcomes` adds them to the
 simulator's outcome table, where the contextual policies read them.
 """
 
@@ -80,9 +80,14 @@ class EntrySet:
     #: aligned with ``entries``): what ``tune`` reclassifies under other thresholds
     regime_features: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def outcomes_with_context(self, outcomes: pd.DataFrame) -> pd.DataFrame:
-        """The simulator's ``outcomes`` (``entry_id`` = position in :attr:`entries`) with the
-        entries' context columns added."""
+    def simulated_outcomes(self) -> pd.DataFrame:
+        """Every entry under every profile (the simulator, at the fee and the candles' tick
+        sizes; ``entry_id`` = position in :attr:`entries`), with the entries' context columns
+        added."""
+        from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
+
+        outcomes = simulate(self.candles, self.entries, dict(self.profiles), fee=self.fee,
+                            tick_size=infer_tick_sizes(self.candles))
         if self.context.empty:
             return outcomes
         ids = outcomes["entry_id"].to_numpy(dtype=np.int64)

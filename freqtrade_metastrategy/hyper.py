@@ -30,7 +30,7 @@ from freqtrade_metastrategy.errors import ConfigError
 from freqtrade_metastrategy.fullinfo import FullInfoConfig
 from freqtrade_metastrategy.regime import RegimeThresholds
 from freqtrade_metastrategy.selector import SelectorConfig
-from freqtrade_metastrategy.tuning.space import PARAMETERS, configured_value
+from freqtrade_metastrategy.tuning.space import PARAMETERS, acts_on, configured_value
 
 logger = logging.getLogger(__name__)
 
@@ -155,27 +155,21 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
         except ConfigError as exc:
             raise OperationalException(f"Learner settings: {exc}") from exc
 
-    def full_info_config(self, *, static: bool = False) -> FullInfoConfig | None:
+    def full_info_config(self) -> FullInfoConfig | None:
         """The full-information policy's settings in effect (hyperopt epoch, parameter file,
         config, default), or None when the config selects a bandit."""
         base = self.ms_config.full_info
         if base is None:
             return None
         values: dict[str, Any] = {
-            field: self._tuned(name, float(getattr(base, field)), static=static)
+            field: self._tuned(name, float(getattr(base, field)))
             for name, field in FULLINFO_PARAMETERS.items()
         }
-        key = tuple(values.values())
-        cached = self.__dict__.get("_fi_effective")
-        if cached is not None and cached[0] == (base, key):
-            return cached[1]  # type: ignore[no-any-return]
         values["min_signals"] = round(values["min_signals"])
         try:
-            cfg = dataclasses.replace(base, **values)
+            return dataclasses.replace(base, **values)
         except ConfigError as exc:
             raise OperationalException(f"Full-information settings: {exc}") from exc
-        self.__dict__["_fi_effective"] = ((base, key), cfg)
-        return cfg
 
     # ------------------------------------------------------------------------------------------
     # start-up: parameter values, checks, settings log
@@ -191,12 +185,7 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
 
     def _our_parameters(self) -> dict[str, float]:
         """Each hyperoptable parameter of ours -> its configured value (config or default)."""
-        return {name: self._configured(self.ms_config, name) for name in PARAMETERS}
-
-    @staticmethod
-    def _configured(cfg: MetaStrategyConfig, name: str) -> float:
-        """Parameter ``name``'s value in ``cfg`` (in the parameter's unit)."""
-        return configured_value(cfg, name)
+        return {name: configured_value(self.ms_config, name) for name in PARAMETERS}
 
     def _sync_parameter_values(self) -> None:
         """Give parameters without a value in the parameter file the configured value.
@@ -213,7 +202,7 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
         for name, configured in self._our_parameters().items():
             param = getattr(self, name)
             from_file = (file_params.get(param.space) or {}).get(name)
-            if from_file is not None and configured != self._configured(defaults, name) and (
+            if from_file is not None and configured != configured_value(defaults, name) and (
                     not math.isclose(float(from_file), configured)):
                 logger.warning("%s: the strategy parameter file's %s (%s) overrides the config "
                                "(%s); delete the file or the key to choose", name,
@@ -229,35 +218,42 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
 
         Checked here, where an error stops the run, not per epoch (``bot_loop_start`` errors
         are only logged by Freqtrade, and the epoch would run with the previous learner).
-        Every corner of the search box is tried: each constraint is monotone in each parameter.
+        Every corner of each space's search box is tried: each constraint is monotone in each
+        parameter, and only compares parameters of one space (each space sets one settings
+        object), so the spaces' corners need not be combined.
         """
         tuned = [n for n in PARAMETERS if self._is_tuned(n)]
         if not tuned:
             return
         saved = {n: getattr(self, n)._value for n in tuned}
+        spaces: dict[str, list[str]] = {}
+        for n in tuned:
+            spaces.setdefault(PARAMETERS[n].space, []).append(n)
         try:
-            # every corner of the search box (at most 2^12): constraints compare parameters
-            # with each other (low < high < extreme ATR%), so a mixed corner can be the bad one
-            for corner in itertools.product(("low", "high"), repeat=len(tuned)):
-                for n, end in zip(tuned, corner, strict=True):
-                    getattr(self, n)._value = getattr(getattr(self, n), end)
-                try:
-                    self.selector_config()
-                    self.regime_thresholds()
-                    self.full_info_config()
-                except OperationalException as exc:
-                    at = ", ".join(f"{n}={getattr(self, n)._value}" for n in tuned)
-                    raise OperationalException(
-                        f"hyperopt --spaces {' '.join(self.config.get('spaces') or ())}: the "
-                        f"settings are invalid at a corner of the search ranges ({at}): {exc}. "
-                        "Change that config key, or leave the space out."
-                    ) from exc
+            # constraints compare parameters with each other (low < high < extreme ATR%), so a
+            # mixed corner can be the bad one
+            for names in spaces.values():
+                for corner in itertools.product(("low", "high"), repeat=len(names)):
+                    for n, end in zip(names, corner, strict=True):
+                        getattr(self, n)._value = getattr(getattr(self, n), end)
+                    try:
+                        self.selector_config()
+                        self.regime_thresholds()
+                        self.full_info_config()
+                    except OperationalException as exc:
+                        at = ", ".join(f"{n}={getattr(self, n)._value}" for n in tuned)
+                        raise OperationalException(
+                            f"hyperopt --spaces {' '.join(self.config.get('spaces') or ())}: "
+                            f"the settings are invalid at a corner of the search ranges ({at}): "
+                            f"{exc}. Change that config key, or leave the space out."
+                        ) from exc
+                for n in names:
+                    getattr(self, n)._value = saved[n]
         finally:
             for n, value in saved.items():
                 getattr(self, n)._value = value
         sel = self.ms_config.selector
-        if "learner_epsilon" in tuned and (sel.policy != "epsilon_greedy"
-                                           or "epsilon" in sel.policy_params):
+        if "learner_epsilon" in tuned and not acts_on("learner_epsilon", self.ms_config):
             logger.warning("[RL] learner_epsilon is tuned but has no effect: policy %s%s",
                            sel.policy, " with policy_params.epsilon" if sel.policy ==
                            "epsilon_greedy" else "")

@@ -84,6 +84,7 @@ from freqtrade_metastrategy.indicators import FEATURE_COLUMNS, compute_regime_fe
 __all__ = [
     "CLASSIFY_INPUTS",
     "REGIMES",
+    "REGIME_VALUES",
     "MarketContext",
     "MarketRegime",
     "RegimeDetectionResult",
@@ -133,7 +134,8 @@ _RANGE_HIGH_VOL: Final = np.int8(_CODE_OF[MarketRegime.RANGE_HIGH_VOL])
 _HIGH_VOLATILITY: Final = np.int8(_CODE_OF[MarketRegime.HIGH_VOLATILITY])
 _ILLIQUID: Final = np.int8(_CODE_OF[MarketRegime.ILLIQUID])
 _UNKNOWN: Final = np.int8(_CODE_OF[MarketRegime.UNKNOWN])
-_REGIME_VALUES: Final = np.array([regime.value for regime in REGIMES], dtype=object)
+#: The regime label of every code (``REGIME_VALUES[codes]`` labels a column of codes).
+REGIME_VALUES: Final = np.array([regime.value for regime in REGIMES], dtype=object)
 
 # Confidence of ILLIQUID indexed by the number of illiquidity signals that fire (0 unused).
 _ILLIQUID_CONFIDENCE: Final = (0.0, 0.8, 0.9, 1.0)
@@ -689,7 +691,7 @@ def classify_frame(
         depth_5bps=depth,
         spread_bps=spread,
     )
-    df["regime"] = _REGIME_VALUES[codes]
+    df["regime"] = REGIME_VALUES[codes]
     df["regime_confidence"] = confidence
     if code_column is not None:
         df[code_column] = codes

@@ -51,7 +51,6 @@ from freqtrade_metastrategy.evaluation.report import (
     write_png,
     year_rows,
 )
-from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
 from freqtrade_metastrategy.evaluation.specs import (
     CONFIGURED,
     DEFAULT_POLICY,
@@ -153,9 +152,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise MetaStrategyError(f"no entry signal in {args.timerange}")
         task = prog.add_task(f"simulate {len(es.entries)} entries x {len(es.profiles)} "
                              "profiles", total=1)
-        outcomes = es.outcomes_with_context(
-            simulate(es.candles, es.entries, dict(es.profiles), fee=es.fee,
-                     tick_size=infer_tick_sizes(es.candles)))
+        outcomes = es.simulated_outcomes()
         prog.advance(task)
         table = OutcomeTable.coerce(outcomes)
         specs = [*default_policies(table.profiles), configured_spec(es.ms_config)]

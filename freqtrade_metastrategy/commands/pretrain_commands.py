@@ -42,7 +42,6 @@ def _pretrain(args: argparse.Namespace) -> int:
     from freqtrade_metastrategy.entries import load_entries
     from freqtrade_metastrategy.evaluation.outcomes import OutcomeTable
     from freqtrade_metastrategy.evaluation.runners import FullInfoRunner, build_runners
-    from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
     from freqtrade_metastrategy.evaluation.specs import FullInfoSpec
     from freqtrade_metastrategy.store import MemoryStore
 
@@ -54,8 +53,7 @@ def _pretrain(args: argparse.Namespace) -> int:
             f"{ms.selector.policy!r}: set it to walk_forward_static or contextual_ridge")
     if not es.entries:
         raise MetaStrategyError(f"no entry signal in {args.timerange}")
-    out = es.outcomes_with_context(simulate(es.candles, es.entries, dict(es.profiles),
-                                            fee=es.fee, tick_size=infer_tick_sizes(es.candles)))
+    out = es.simulated_outcomes()
     last = {p: df["date"].iloc[-1] for p, df in es.candles.items()}
     open_at_end = (out["exit_reason"].astype(str) == "force_exit") & (
         out["exit_time"] == out["pair"].astype(str).map(last))

@@ -147,7 +147,6 @@ def tune_data(config: Mapping[str, Any], timerange: str, *,
     every profile's outcome on it, its context and its regime features."""
     from freqtrade_metastrategy.entries import load_entries
     from freqtrade_metastrategy.evaluation.outcomes import OutcomeTable
-    from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
     from freqtrade_metastrategy.regime import CLASSIFY_INPUTS
 
     es = load_entries(dict(config), timerange, progress=progress, keep_illiquid=True)
@@ -157,9 +156,7 @@ def tune_data(config: Mapping[str, Any], timerange: str, *,
     if missing:
         raise MetaStrategyError(f"the strategy's dataframe has no {', '.join(missing)} column: "
                                 "tune needs the regime features MetaStrategy computes")
-    outcomes = es.outcomes_with_context(simulate(
-        es.candles, es.entries, dict(es.profiles), fee=es.fee,
-        tick_size=infer_tick_sizes(es.candles)))
+    outcomes = es.simulated_outcomes()
     features = es.regime_features[list(CLASSIFY_INPUTS)].to_numpy(dtype=np.float64)
     return TuneData(OutcomeTable.coerce(outcomes), features, es.profiles, meta={
         "strategy": es.strategy, "timerange": timerange, "timeframe": es.timeframe,

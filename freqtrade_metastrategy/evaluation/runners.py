@@ -81,6 +81,7 @@ __all__ = [
     "Trace",
     "UniformRandomRunner",
     "build_runners",
+    "default_column",
     "derived_seed",
     "make_runner",
 ]
@@ -116,6 +117,16 @@ class Trace:
         )
 
 
+def default_column(profiles: Sequence[str]) -> int:
+    """Column of the default strategy if simulated, else 0: the fallback of every baseline
+    (static_train_best with no closed train entry, a learner whose default is not simulated).
+
+    >>> default_column(["scalp", "ultra_aggressive"]), default_column(["scalp"])
+    (1, 0)
+    """
+    return list(profiles).index(DEFAULT_STRATEGY) if DEFAULT_STRATEGY in profiles else 0
+
+
 class RunContext:
     """What runners share: the table, the reward unit, the restricted registry."""
 
@@ -130,6 +141,7 @@ class RunContext:
         self.registry: ProfileRegistry | None = ProfileRegistry(known) if known else None
         entries = table.entries
         self.pairs: list[str] = [str(x) for x in entries["pair"].tolist()]
+        self.sides: list[str] = [str(x) for x in entries["side"].tolist()]
         self.regimes: list[str] = [str(x) for x in entries["regime"].tolist()]
         self.entry_ids: list[int] = entries["entry_id"].to_numpy(dtype=np.int64).tolist()
         self._cands: dict[str, tuple[int, ...]] = {}
@@ -157,9 +169,7 @@ class RunContext:
         """Column of ``wanted``, else of the default strategy if simulated, else 0."""
         if wanted is not None:
             return self.table.profile_index(wanted)
-        if DEFAULT_STRATEGY in self.table.profiles:
-            return self.table.profiles.index(DEFAULT_STRATEGY)
-        return 0
+        return default_column(self.table.profiles)
 
 
 class Runner:
@@ -248,11 +258,8 @@ class FullInfoRunner(Runner):
         table = ctx.table
         self.learner = FullInfoLearner(cfg, table.profiles, table.feature_names, DIRECTIONAL,
                                        MIRRORED)
-        #: per entry, its side (read once: a pandas lookup per signal costs more than the
-        #: learner's own work)
-        self.sides = [str(s) for s in table.entries["side"].tolist()]
         self.x = self.learner.design_matrix(table.features if table.feature_names else None,
-                                            self.sides, ctx.regimes)
+                                            ctx.sides, ctx.regimes)
         self.release = table.close_ns
         #: per entry, the chosen (or stood-aside) profile's expected reward (NaN in warm-up)
         self.value = np.full(n, np.nan)
@@ -270,7 +277,7 @@ class FullInfoRunner(Runner):
         t.probability[i] = 1.0
         t.heuristic[i] = warm_up
         t.seen[i] = lrn.released
-        lrn.add((ctx.pairs[i], int(ctx.table.signal_ns[i]), self.sides[i]),
+        lrn.add((ctx.pairs[i], int(ctx.table.signal_ns[i]), ctx.sides[i]),
                 int(self.release[i]), self.x[i], ctx.reward[i])
 
 

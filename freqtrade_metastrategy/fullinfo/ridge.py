@@ -18,7 +18,7 @@ The order of the updates does not matter for a running mean (sums), and the solu
 cached until the next update.
 
 Updates are queued and applied, one by one in the order they came, only when the moments are
-read (a fit, :meth:`RidgeStats.to_dict`, or a moment attribute) or when the queue holds
+read (a fit or :meth:`RidgeStats.to_dict`) or when the queue holds
 :data:`MAX_QUEUED` signals: a policy that never asks the ridge for a prediction (the default
 ``walk_forward_static`` replayed by ``tune``) does not pay for it, and the moments are bit for
 bit those of applying every update at once.
@@ -93,32 +93,6 @@ class RidgeStats:
             self._sy += y
             self._sxy += x[:, None] * y
 
-    @property
-    def w(self) -> float:
-        """Total weight ``W``."""
-        self._apply()
-        return self._w
-
-    @property
-    def sx(self) -> FloatArray:
-        self._apply()
-        return self._sx
-
-    @property
-    def sxx(self) -> FloatArray:
-        self._apply()
-        return self._sxx
-
-    @property
-    def sy(self) -> FloatArray:
-        self._apply()
-        return self._sy
-
-    @property
-    def sxy(self) -> FloatArray:
-        self._apply()
-        return self._sxy
-
     def fit(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """``(mu, inv_scale, B, ybar)``: prediction = ``ybar + ((x - mu) * inv_scale) @ B``."""
         if self._fit is not None:
@@ -159,9 +133,9 @@ class RidgeStats:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state."""
         self._apply()
-        return {"d": self.d, "k": self.k, "lam": self.lam, "w": self.w, "count": self.count,
-                "sx": self.sx.tolist(), "sxx": self.sxx.tolist(), "sy": self.sy.tolist(),
-                "sxy": self.sxy.tolist()}
+        return {"d": self.d, "k": self.k, "lam": self.lam, "w": self._w, "count": self.count,
+                "sx": self._sx.tolist(), "sxx": self._sxx.tolist(), "sy": self._sy.tolist(),
+                "sxy": self._sxy.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RidgeStats:

@@ -38,7 +38,7 @@ from freqtrade_metastrategy.evaluation.hindsight import train_best
 from freqtrade_metastrategy.evaluation.metrics import cluster_ids
 from freqtrade_metastrategy.evaluation.outcomes import OutcomeTable
 from freqtrade_metastrategy.evaluation.replay import result_from_runners
-from freqtrade_metastrategy.evaluation.runners import build_runners
+from freqtrade_metastrategy.evaluation.runners import build_runners, default_column
 from freqtrade_metastrategy.evaluation.specs import (
     CONFIGURED,
     FullInfoSpec,
@@ -48,7 +48,7 @@ from freqtrade_metastrategy.evaluation.specs import (
 from freqtrade_metastrategy.profiles import ProfileRegistry
 from freqtrade_metastrategy.regime import (
     CLASSIFY_INPUTS,
-    REGIMES,
+    REGIME_VALUES,
     MarketRegime,
     classify_regimes,
 )
@@ -56,6 +56,7 @@ from freqtrade_metastrategy.tuning.space import SearchSpace, Settings
 
 __all__ = [
     "CACHE_VERSION",
+    "FIGURES",
     "OBJECTIVES",
     "Fold",
     "TrialEvaluator",
@@ -71,9 +72,11 @@ BoolArray = npt.NDArray[np.bool_]
 #: What a trial maximises: the OOS total reward, or its SQN (sqrt(n) x mean / sd of the
 #: traded OOS rewards, 0 with fewer than two trades).
 OBJECTIVES: Final[tuple[str, ...]] = ("total", "sqn")
+#: A trial's figures kept with it (:meth:`TrialResult.summary`).
+FIGURES: Final[tuple[str, ...]] = ("is_total", "oos_total", "oos_sqn", "oos_entries",
+                                   "oos_traded")
 #: Bumped when the cached file's content changes meaning.
 CACHE_VERSION: Final = 1
-_REGIME_NAMES = np.array([r.value for r in REGIMES], dtype=object)
 _ILLIQUID = MarketRegime.ILLIQUID.code
 
 
@@ -150,9 +153,8 @@ class TrialResult:
         return self.oos_total if name == "total" else self.oos_sqn
 
     def summary(self) -> dict[str, float | int]:
-        return {"is_total": self.is_total, "oos_total": self.oos_total,
-                "oos_sqn": self.oos_sqn, "oos_entries": self.oos_entries,
-                "oos_traded": self.oos_traded}
+        """The figures every trial keeps (:data:`FIGURES`)."""
+        return {k: getattr(self, k) for k in FIGURES}
 
 
 def policy_spec(settings: Settings, ms_config: MetaStrategyConfig) -> PolicySpec:
@@ -199,6 +201,7 @@ class TrialEvaluator:
         #: ISO week of every signal (the PBO / DSR periods and the SE clusters)
         self.weeks = cluster_ids(sig)
         self.oos_weeks = np.unique(self.weeks[self._oos_mask])
+        self._oos_week_index = np.searchsorted(self.oos_weeks, self.weeks[self._oos_mask])
 
     @property
     def oos_mask(self) -> BoolArray:
@@ -214,7 +217,7 @@ class TrialEvaluator:
         illiquid signals dropped when ``block_illiquid``) and its rows in the full table."""
         codes = self.regimes(settings)
         table = self.data.table
-        entries = table.entries.assign(regime=_REGIME_NAMES[codes])
+        entries = table.entries.assign(regime=REGIME_VALUES[codes])
         relabelled = replace(table, entries=entries)
         keep = np.ones(len(table), dtype=bool)
         if self.space.base.block_illiquid:
@@ -283,8 +286,7 @@ class TrialEvaluator:
         sig = table.signal_ns
         reward = table.reward(self.unit)
         out = np.zeros(len(self.data.table))
-        default = (table.profiles.index(self.space.base.selector.default_strategy)
-                   if self.space.base.selector.default_strategy in table.profiles else 0)
+        default = default_column(table.profiles)  # as evaluate's walk-forward
         for fold in self.folds:
             in_train = (sig >= fold.train[0]) & (sig < fold.train[1])
             in_test = (sig >= fold.test[0]) & (sig < fold.test[1])
@@ -294,7 +296,6 @@ class TrialEvaluator:
 
     def weekly(self, oos: FloatArray) -> FloatArray:
         """OOS rewards summed per ISO week of :attr:`oos_weeks` (the PBO / DSR periods)."""
-        idx = np.searchsorted(self.oos_weeks, self.weeks[self._oos_mask])
-        out: FloatArray = np.bincount(idx, weights=oos[self._oos_mask],
+        out: FloatArray = np.bincount(self._oos_week_index, weights=oos[self._oos_mask],
                                       minlength=len(self.oos_weeks)).astype(np.float64)
         return out

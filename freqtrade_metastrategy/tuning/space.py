@@ -53,6 +53,8 @@ __all__ = [
     "Parameter",
     "SearchSpace",
     "Settings",
+    "acts_on",
+    "configured_value",
     "search_space",
 ]
 
@@ -144,8 +146,9 @@ ORDERED: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
-def _acts_on(name: str, cfg: MetaStrategyConfig) -> bool:
-    """Whether parameter ``name`` changes what ``cfg``'s policy decides."""
+def acts_on(name: str, cfg: MetaStrategyConfig) -> bool:
+    """Whether parameter ``name`` changes what ``cfg``'s policy decides (``learner_epsilon``
+    only drives ``epsilon_greedy``, and not when ``policy_params.epsilon`` overrides it)."""
     p = PARAMETERS[name]
     if p.space == "regime":
         return True
@@ -153,7 +156,9 @@ def _acts_on(name: str, cfg: MetaStrategyConfig) -> bool:
     if p.space == "learner":
         if fi is not None:
             return False
-        return name != "learner_epsilon" or cfg.selector.policy == "epsilon_greedy"
+        sel = cfg.selector
+        return name != "learner_epsilon" or (sel.policy == "epsilon_greedy"
+                                             and "epsilon" not in sel.policy_params)
     if fi is None:
         return False
     return {
@@ -278,7 +283,7 @@ def search_space(
     for s in spaces:
         if s not in SPACES:
             raise ConfigError(f"--spaces {s}", f"unknown space; known: {', '.join(SPACES)}")
-    params = {n: p for n, p in PARAMETERS.items() if p.space in spaces and _acts_on(n, cfg)}
+    params = {n: p for n, p in PARAMETERS.items() if p.space in spaces and acts_on(n, cfg)}
     for name, (low, high) in (overrides or {}).items():
         p = _parse_override(name, float(low), float(high))
         if name not in params:

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from freqtrade_metastrategy.errors import ConfigError
-from freqtrade_metastrategy.tuning.objective import TrialEvaluator, TrialResult
+from freqtrade_metastrategy.tuning.objective import FIGURES, TrialEvaluator, TrialResult
 from freqtrade_metastrategy.tuning.space import Parameter, SearchSpace
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ IDENTITY_ATTR: Final = "metastrategy_tune"
 #: Attempts at opening a reachable storage (two workers creating Optuna's tables at once on a
 #: new database collide: the second retries and finds them).
 _STORAGE_ATTEMPTS: Final = 5
-_FIGURES: Final = ("is_total", "oos_total", "oos_sqn", "oos_entries", "oos_traded")
 
 
 def study_identity(space: SearchSpace, *, objective: str, unit: str, walk_forward: str,
@@ -219,6 +218,6 @@ def completed_trials(study: optuna.Study) -> list[CompletedTrial]:
         out.append(CompletedTrial(
             number=t.number, value=float(t.value),
             params={k: float(v) for k, v in t.params.items()},
-            figures={k: float(t.user_attrs[k]) for k in _FIGURES if k in t.user_attrs},
+            figures={k: float(t.user_attrs[k]) for k in FIGURES if k in t.user_attrs},
             weekly=np.asarray(t.user_attrs["weekly"], dtype=np.float64)))
     return sorted(out, key=lambda c: c.number)

@@ -26,7 +26,6 @@ from conftest import (
 
 from freqtrade_metastrategy.entries import load_config, load_entries
 from freqtrade_metastrategy.evaluation.replay import replay
-from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
 from freqtrade_metastrategy.evaluation.specs import CONFIGURED, configured_spec
 from freqtrade_metastrategy.loopback import LoopbackExchange
 
@@ -75,8 +74,7 @@ def _run_case(root: Path, market: str, policy: str, extra: dict[str, Any],
     config = load_config([cfg.base, cfg.overlay], strategy=strategy, strategy_path=path,
                          datadir=cfg.datadir)
     es = load_entries(config, TIMERANGE)
-    out = es.outcomes_with_context(simulate(es.candles, es.entries, dict(es.profiles),
-                                            fee=es.fee, tick_size=infer_tick_sizes(es.candles)))
+    out = es.simulated_outcomes()
     assert es.fee == (FUTURES_FEE if market == "futures" else 0.001)
     res = replay(out, [configured_spec(es.ms_config)], unit="r_atr", seed=0,
                  profiles=es.profiles, hindsight=False)

@@ -109,7 +109,7 @@ def test_queued_ridge_updates_are_bit_identical_to_applying_each_at_once(
     eager, lazy, capped = (RidgeStats(4, 2, lam=3.0) for _ in range(3))
     for i in range(len(x)):
         eager.update(x[i], y[i], decay)
-        assert eager.w > 0  # reading a moment applies the queue: one update at a time
+        assert eager.to_dict()["w"] > 0  # reading the moments applies the queue: one at a time
         lazy.update(x[i], y[i], decay)
     monkeypatch.setattr(ridge_module, "MAX_QUEUED", 10)
     for i in range(len(x)):
@@ -124,7 +124,7 @@ def test_queued_ridge_updates_are_bit_identical_to_applying_each_at_once(
     assert lazy.count == 257 and lazy.to_dict() == eager.to_dict()  # nothing queued
     # the reference: the moments' definition, summed once
     w = decay ** np.arange(256, -1, -1)
-    np.testing.assert_allclose(lazy.sxx, (x * w[:, None]).T @ x, rtol=1e-10)
+    np.testing.assert_allclose(lazy.to_dict()["sxx"], (x * w[:, None]).T @ x, rtol=1e-10)
 
 
 # -- the learner ------------------------------------------------------------------------------

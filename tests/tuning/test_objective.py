@@ -17,7 +17,6 @@ import pytest
 from freqtrade_metastrategy.config import MetaStrategyConfig
 from freqtrade_metastrategy.entries import load_entries
 from freqtrade_metastrategy.evaluation.outcomes import OutcomeTable
-from freqtrade_metastrategy.evaluation.simulator import infer_tick_sizes, simulate
 from freqtrade_metastrategy.evaluation.specs import CONFIGURED, configured_spec
 from freqtrade_metastrategy.evaluation.walkforward import ONLINE, rolling_splits, walk_forward
 from freqtrade_metastrategy.regime import MarketRegime
@@ -50,9 +49,7 @@ def test_a_trial_at_the_configured_values_is_evaluates_walk_forward(
     if section:
         config = {**config, "metastrategy": {**config.get("metastrategy", {}), **section}}
     es = load_entries(config, TIMERANGE)
-    table = OutcomeTable.coerce(es.outcomes_with_context(simulate(
-        es.candles, es.entries, dict(es.profiles), fee=es.fee,
-        tick_size=infer_tick_sizes(es.candles))))
+    table = OutcomeTable.coerce(es.simulated_outcomes())
     full = parse_timerange(TIMERANGE)
     splits = rolling_splits(full[0], full[1], train=WALK_FORWARD[0], test=WALK_FORWARD[1])
     run = walk_forward(table, splits, policies=[configured_spec(es.ms_config)], unit="r_atr",

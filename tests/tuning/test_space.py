@@ -36,6 +36,8 @@ def cfg(**section: object) -> MetaStrategyConfig:
       "fullinfo_switch_margin", "fullinfo_ridge_lambda")),
     ({"policy": "epsilon_greedy"}, ("learner_epsilon", "learner_alpha", "learner_min_samples")),
     ({"policy": "ucb1"}, ("learner_alpha", "learner_min_samples")),
+    ({"policy": "epsilon_greedy", "policy_params": {"epsilon": 0.05}},
+     ("learner_alpha", "learner_min_samples")),
 ])
 def test_the_space_holds_what_acts_on_the_policy(section: dict[str, object],
                                                  policy_params: tuple[str, ...]) -> None:
