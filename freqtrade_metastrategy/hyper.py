@@ -241,7 +241,7 @@ class MetaHyperMixin(IStrategy):  # type: ignore[misc]  # freqtrade is untyped (
                         self.regime_thresholds()
                         self.full_info_config()
                     except OperationalException as exc:
-                        at = ", ".join(f"{n}={getattr(self, n)._value}" for n in tuned)
+                        at = ", ".join(f"{n}={getattr(self, n)._value}" for n in names)
                         raise OperationalException(
                             f"hyperopt --spaces {' '.join(self.config.get('spaces') or ())}: "
                             f"the settings are invalid at a corner of the search ranges ({at}): "

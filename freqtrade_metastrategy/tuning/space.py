@@ -291,7 +291,7 @@ def search_space(
                    if p.space not in spaces else
                    f"has no effect on metastrategy.policy "
                    f"{cfg.full_info.policy if cfg.full_info else cfg.selector.policy!r} "
-                   "with this config")
+                   "with this config (its estimator, stand_aside, policy_params)")
             raise ConfigError(f"--param {name}", f"{why}; remove it")
         params[name] = p
     given = overrides or {}

@@ -134,6 +134,14 @@ def test_bad_overrides_name_the_parameter_and_the_fix(
         search_space(cfg(), overrides=overrides)
 
 
+def test_an_epsilon_set_in_policy_params_is_not_searched() -> None:
+    section = cfg(policy="epsilon_greedy", policy_params={"epsilon": 0.05})
+    with pytest.raises(ConfigError, match=r"--param learner_epsilon: has no effect on "
+                       r"metastrategy\.policy 'epsilon_greedy' with this config \(its "
+                       r"estimator, stand_aside, policy_params\); remove it"):
+        search_space(section, overrides={"learner_epsilon": (0.0, 0.2)})
+
+
 def test_an_override_outside_the_searched_spaces_and_an_unknown_space() -> None:
     with pytest.raises(ConfigError, match="is in space 'fullinfo', not searched"):
         search_space(cfg(), overrides={"fullinfo_half_life": (100, 200)}, spaces=("regime",))
